@@ -1,0 +1,878 @@
+//! The engine: one owner feeds it inputs with the current time and gets back what to say,
+//! what to store and what to close.
+//!
+//! It does no I/O, reads no clock, spawns nothing and draws no random numbers, so the same
+//! inputs always give the same outputs. That is what lets the property tests drive it through
+//! millions of steps, and lets the server be a thin loop: read inputs, call [`Broker::handle`],
+//! store [`Outputs::events`], then apply [`Outputs::close`] and [`Outputs::adopted`] and send
+//! [`Outputs::messages`], and set one timer for [`Broker::next_deadline`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use summoner_protocol::{
+    Acquire, ClientMessage, ErrorCode, Grant, LeaseId, PROTOCOL_VERSION, RequestId, Resumed,
+    ServerMessage, SessionId, Welcome,
+};
+
+use crate::admin::{AdminError, AdminOp};
+use crate::config::{BrokerConfig, ConfigError};
+use crate::duration::format_duration;
+use crate::event::{CancelCause, Event, EventKind, ReleaseCause, RevokeCause};
+use crate::lease::{Lease, lease_id, millis};
+use crate::pool::{Inventory, ResId};
+use crate::queue::{Item, QueueKey, Waiter, Work};
+use crate::session::{Presence, Session};
+
+/// The lease engine. See the crate docs for the model and `docs/broker.md` for the policy.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) inv: Inventory,
+    /// Every waiting request, in service order.
+    pub(crate) waiters: BTreeMap<QueueKey, Waiter>,
+    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) leases: HashMap<LeaseId, Lease>,
+    /// Wait timeouts, max-hold revokes and grace expiries, soonest first.
+    pub(crate) timers: BTreeSet<(Instant, Timer)>,
+    pub(crate) next_seq: u64,
+    pub(crate) next_arrival: u64,
+    pub(crate) resume_grace: Duration,
+    pub(crate) position_interval: Duration,
+    /// When the next position sweep is due, if one is needed.
+    pub(crate) next_sweep: Option<Instant>,
+    pub(crate) last_sweep: Option<Instant>,
+    pub(crate) counters: Counters,
+}
+
+/// Running totals for metrics.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Counters {
+    pub grants: u64,
+    pub releases: u64,
+    pub revokes: u64,
+    pub timeouts: u64,
+    pub cancels: u64,
+    pub refusals: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    Wait(QueueKey),
+    MaxHold(LeaseId),
+    Grace(SessionId),
+}
+
+/// What the server tells the engine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A connection opened; the server chose its session id (unique, hard to guess). The
+    /// engine answers `welcome`.
+    Connected {
+        /// The new session.
+        session: SessionId,
+    },
+    /// A parsed client message on a session's connection.
+    Message {
+        /// Whose.
+        session: SessionId,
+        /// What.
+        msg: ClientMessage,
+    },
+    /// A connection ended. `clean`: the client closed it properly, and everything it holds is
+    /// released at once. Otherwise (a dead peer, a reset) its leases are kept for the resume
+    /// grace. A connection the engine asked to close (see [`Outputs::close`]) must not be
+    /// reported here.
+    Disconnected {
+        /// Whose.
+        session: SessionId,
+        /// Whether the close was clean.
+        clean: bool,
+    },
+    /// Nothing happened except that time passed: [`Broker::next_deadline`] was reached. (Every
+    /// input first handles whatever deadlines `now` has reached, so a late tick loses nothing.)
+    Tick,
+    /// An administrative change from the HTTP API.
+    Admin(AdminOp),
+}
+
+/// A new connection continues an existing session (after `resume`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The id the new connection was welcomed with; it ceases to exist.
+    pub connection: SessionId,
+    /// The session the connection now is. Messages to it go to the new connection.
+    pub session: SessionId,
+}
+
+/// What the server must do after one input, in this order: store `events` durably; close
+/// the connections of the sessions in `close`; re-key the connections in `adopted`; send
+/// `messages` in order.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Messages to send, in order, to the connection of each session.
+    pub messages: Vec<(SessionId, ServerMessage)>,
+    /// Events to store, in order, before any message is sent.
+    pub events: Vec<Event>,
+    /// Connections to close: a session was resumed on another connection while the old one
+    /// still looked open.
+    pub close: Vec<SessionId>,
+    /// Connections that now continue another session.
+    pub adopted: Vec<Adoption>,
+    /// The answer to an [`Input::Admin`].
+    pub admin: Option<Result<(), AdminError>>,
+}
+
+impl Outputs {
+    /// Empties every list, keeping their buffers, for [`Broker::handle_into`].
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.events.clear();
+        self.close.clear();
+        self.adopted.clear();
+        self.admin = None;
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.events.is_empty()
+            && self.close.is_empty()
+            && self.adopted.is_empty()
+            && self.admin.is_none()
+    }
+}
+
+/// How a lease ends.
+pub(crate) enum End {
+    Released(ReleaseCause),
+    Revoked(RevokeCause, String),
+}
+
+impl Broker {
+    /// An engine with the configured pools, no sessions and no leases.
+    pub fn new(config: BrokerConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            inv: Inventory::from_config(&config)?,
+            waiters: BTreeMap::new(),
+            sessions: HashMap::new(),
+            leases: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_seq: 1,
+            next_arrival: 0,
+            resume_grace: config.resume_grace,
+            position_interval: config.position_interval,
+            next_sweep: None,
+            last_sweep: None,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Handles one input at time `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Outputs {
+        let mut out = Outputs::default();
+        self.handle_into(now, input, &mut out);
+        out
+    }
+
+    /// Like [`Broker::handle`], appending to `out` so a server loop can reuse its buffers
+    /// (call [`Outputs::clear`] between batches).
+    pub fn handle_into(&mut self, now: Instant, input: Input, out: &mut Outputs) {
+        self.fire_due(now, out);
+        match input {
+            Input::Connected { session } => self.connect(session, out),
+            Input::Message { session, msg } => self.message(now, session, msg, out),
+            Input::Disconnected { session, clean } => self.disconnect(now, session, clean, out),
+            Input::Tick => {}
+            Input::Admin(op) => {
+                let result = self.admin(now, op, out);
+                out.admin = Some(result);
+            }
+        }
+    }
+
+    /// When the engine next needs an [`Input::Tick`]: a wait timeout, a max-hold revoke, a
+    /// grace expiry or a position update. `None`: nothing is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.timers.first().map(|(at, _)| *at);
+        match (timer, self.next_sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn fire_due(&mut self, now: Instant, out: &mut Outputs) {
+        while let Some((at, _)) = self.timers.first()
+            && *at <= now
+        {
+            let (_, timer) = self.timers.pop_first().expect("just seen");
+            let mut work = Work::new();
+            match timer {
+                Timer::Wait(key) => {
+                    let w = self.remove_waiter(now, key);
+                    self.counters.timeouts += 1;
+                    let waited = now.saturating_duration_since(w.since);
+                    out.messages.push((
+                        w.session.clone(),
+                        ServerMessage::error(
+                            Some(w.id.clone()),
+                            ErrorCode::Timeout,
+                            format!(
+                                "no grant within `wait_ms` ({} ms)",
+                                millis(w.deadline.map_or(waited, |d| d - w.since))
+                            ),
+                        ),
+                    ));
+                    self.emit(
+                        out,
+                        EventKind::RequestTimedOut {
+                            session: w.session.clone(),
+                            id: w.id.clone(),
+                            waited_ms: millis(waited),
+                        },
+                    );
+                    self.unblock(&w, &mut work);
+                }
+                Timer::MaxHold(lease) => {
+                    let max_hold = self.leases[&lease].max_hold.expect("a max-hold timer").1;
+                    let reason = format!("max hold time {} exceeded", format_duration(max_hold));
+                    self.end_lease(
+                        now,
+                        &lease,
+                        End::Revoked(RevokeCause::MaxHold, reason),
+                        out,
+                        &mut work,
+                    );
+                }
+                Timer::Grace(session) => self.expire(now, session, out, &mut work),
+            }
+            self.wake(now, work, out);
+        }
+        if self.next_sweep.is_some_and(|at| at <= now) {
+            self.sweep(now, out);
+        }
+    }
+
+    pub(crate) fn emit(&mut self, out: &mut Outputs, kind: EventKind) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        out.events.push(Event { seq, kind });
+        seq
+    }
+
+    fn reply(out: &mut Outputs, session: &SessionId, msg: ServerMessage) {
+        out.messages.push((session.clone(), msg));
+    }
+
+    fn error(
+        out: &mut Outputs,
+        session: &SessionId,
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    ) {
+        Self::reply(out, session, ServerMessage::error(id, code, message));
+    }
+
+    fn connect(&mut self, session: SessionId, out: &mut Outputs) {
+        if self.sessions.contains_key(&session) {
+            // The server promised unique ids; say so rather than merge two clients' state.
+            Self::error(
+                out,
+                &session,
+                None,
+                ErrorCode::Internal,
+                format!("session id `{session}` is already in use"),
+            );
+            return;
+        }
+        self.sessions.insert(session.clone(), Session::connected());
+        Self::reply(
+            out,
+            &session,
+            ServerMessage::Welcome(Welcome {
+                session: session.clone(),
+                protocol: PROTOCOL_VERSION,
+            }),
+        );
+        self.emit(out, EventKind::SessionConnected { session });
+    }
+
+    fn message(&mut self, now: Instant, session: SessionId, msg: ClientMessage, out: &mut Outputs) {
+        if !self
+            .sessions
+            .get(&session)
+            .is_some_and(Session::is_connected)
+        {
+            Self::error(
+                out,
+                &session,
+                None,
+                ErrorCode::Internal,
+                format!("session `{session}` is not connected"),
+            );
+            return;
+        }
+        match msg {
+            ClientMessage::Acquire(acquire) => self.acquire(now, session, acquire, out),
+            ClientMessage::Release(release) => {
+                let held = self
+                    .leases
+                    .get(&release.lease)
+                    .is_some_and(|l| l.session == session);
+                if !held {
+                    Self::error(
+                        out,
+                        &session,
+                        None,
+                        ErrorCode::UnknownLease,
+                        format!("this session holds no lease `{}`", release.lease),
+                    );
+                    return;
+                }
+                let mut work = Work::new();
+                self.end_lease(
+                    now,
+                    &release.lease,
+                    End::Released(ReleaseCause::Client),
+                    out,
+                    &mut work,
+                );
+                self.wake(now, work, out);
+            }
+            ClientMessage::Cancel(cancel) => {
+                let Some(&key) = self.sessions[&session].pending.get(&cancel.id) else {
+                    Self::error(
+                        out,
+                        &session,
+                        Some(cancel.id.clone()),
+                        ErrorCode::UnknownRequest,
+                        format!(
+                            "no waiting request with id {} (it may have been granted or timed \
+                             out already)",
+                            cancel.id
+                        ),
+                    );
+                    return;
+                };
+                let w = self.remove_waiter(now, key);
+                self.counters.cancels += 1;
+                Self::reply(
+                    out,
+                    &session,
+                    ServerMessage::Cancelled(summoner_protocol::Cancelled { id: w.id.clone() }),
+                );
+                self.emit(
+                    out,
+                    EventKind::RequestCancelled {
+                        session,
+                        id: w.id.clone(),
+                        cause: CancelCause::Client,
+                    },
+                );
+                let mut work = Work::new();
+                self.unblock(&w, &mut work);
+                self.wake(now, work, out);
+            }
+            ClientMessage::Resume(resume) => self.resume(session, resume.session, out),
+            ClientMessage::Ping(_) => {
+                Self::reply(out, &session, ServerMessage::Pong(Default::default()));
+            }
+        }
+    }
+
+    fn acquire(&mut self, now: Instant, session: SessionId, acquire: Acquire, out: &mut Outputs) {
+        if let Err(e) = acquire.validate() {
+            Self::reply(out, &session, e.to_message());
+            return;
+        }
+        let Acquire {
+            id,
+            want,
+            wait_ms,
+            priority,
+            note,
+        } = acquire;
+        if self.sessions[&session].pending.contains_key(&id) {
+            Self::error(
+                out,
+                &session,
+                Some(id.clone()),
+                ErrorCode::DuplicateId,
+                format!(
+                    "a request with id {id} is already waiting on this session; use a new id \
+                     or cancel it first"
+                ),
+            );
+            return;
+        }
+        let mut items = Vec::with_capacity(want.len());
+        for item in &want {
+            let Some(&pool) = self.inv.pool_ids.get(&item.pool) else {
+                let message = self.unknown_pool_message(&item.pool);
+                self.counters.refusals += 1;
+                Self::error(out, &session, Some(id), ErrorCode::UnknownPool, message);
+                return;
+            };
+            items.push(Item {
+                pool,
+                count: item.count,
+                labels: item.labels.clone(),
+            });
+        }
+        let parts = Waiter::parts_of(&items);
+        let key = QueueKey::new(priority, self.next_arrival);
+        self.next_arrival += 1;
+        let mut w = Waiter {
+            key,
+            session,
+            id,
+            want,
+            items,
+            parts,
+            note,
+            since: now,
+            deadline: wait_ms.map(|ms| now + Duration::from_millis(ms)),
+            told: 0,
+            told_at: now,
+        };
+        if let Some(message) = self.unsatisfiable(&w) {
+            self.counters.refusals += 1;
+            Self::error(
+                out,
+                &w.session,
+                Some(w.id),
+                ErrorCode::Unsatisfiable,
+                message,
+            );
+            return;
+        }
+        if let Some(picks) = self.try_assign(&w, None) {
+            self.make_lease(now, w, picks, out);
+            return;
+        }
+        if wait_ms == Some(0) {
+            self.counters.timeouts += 1;
+            Self::error(
+                out,
+                &w.session,
+                Some(w.id),
+                ErrorCode::Timeout,
+                "not available now, and `wait_ms` is 0".into(),
+            );
+            return;
+        }
+        // It waits.
+        let position = self.position_of(&w);
+        w.told = position;
+        let mut at_tail = true;
+        for part in &w.parts {
+            let queue = &mut self.inv.pool_mut(part.pool).queue;
+            at_tail &= queue.last().is_none_or(|last| *last < key);
+            queue.insert(key);
+        }
+        if let Some(deadline) = w.deadline {
+            self.timers.insert((deadline, Timer::Wait(key)));
+        }
+        self.sessions
+            .get_mut(&w.session)
+            .expect("a connected session")
+            .pending
+            .insert(w.id.clone(), key);
+        Self::reply(
+            out,
+            &w.session,
+            ServerMessage::Queued(summoner_protocol::Queued {
+                id: w.id.clone(),
+                position,
+            }),
+        );
+        self.emit(
+            out,
+            EventKind::RequestQueued {
+                session: w.session.clone(),
+                id: w.id.clone(),
+                want: w.want.clone(),
+                priority,
+                position,
+            },
+        );
+        self.waiters.insert(key, w);
+        if !at_tail {
+            // It went ahead of someone, whose position grew.
+            self.positions_may_change(now);
+        }
+    }
+
+    pub(crate) fn unknown_pool_message(&self, pool: &str) -> String {
+        let mut known: Vec<&str> = self.inv.pool_ids.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        if known.is_empty() {
+            format!("unknown pool `{pool}`; there are no pools")
+        } else {
+            format!("unknown pool `{pool}`; known pools: {}", known.join(", "))
+        }
+    }
+
+    /// Takes a waiter out of every queue and index.
+    pub(crate) fn remove_waiter(&mut self, now: Instant, key: QueueKey) -> Waiter {
+        let w = self.waiters.remove(&key).expect("a waiting request");
+        for part in &w.parts {
+            if let Some(pool) = self.inv.pools[part.pool].as_mut() {
+                pool.queue.remove(&key);
+            }
+        }
+        if let Some(session) = self.sessions.get_mut(&w.session) {
+            session.pending.remove(&w.id);
+        }
+        if let Some(deadline) = w.deadline {
+            self.timers.remove(&(deadline, Timer::Wait(key)));
+        }
+        self.positions_may_change(now);
+        w
+    }
+
+    /// Grants a waiting request (called by the queue walk).
+    pub(crate) fn grant_queued(
+        &mut self,
+        now: Instant,
+        key: QueueKey,
+        picks: Vec<ResId>,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        let w = self.remove_waiter(now, key);
+        let w = self.make_lease(now, w, picks, out);
+        // What it reserved but did not take (a shared resource's other slots, or a resource it
+        // matched but did not need) is now open to those behind it.
+        self.unblock(&w, work);
+    }
+
+    /// Creates the lease for `w` with the resources `picks` and tells its session.
+    fn make_lease(
+        &mut self,
+        now: Instant,
+        w: Waiter,
+        picks: Vec<ResId>,
+        out: &mut Outputs,
+    ) -> Waiter {
+        let seq = self.next_seq;
+        let lease = lease_id(seq);
+        let mut max_hold: Option<(Instant, Duration)> = None;
+        for part in &w.parts {
+            if let Some(d) = self.inv.pool(part.pool).max_hold {
+                let at = now + d;
+                if max_hold.is_none_or(|(m, _)| at < m) {
+                    max_hold = Some((at, d));
+                }
+            }
+        }
+        let mut resources = Vec::with_capacity(picks.len());
+        let mut refs = Vec::with_capacity(picks.len());
+        for &r in &picks {
+            self.inv.take(r);
+            let res = self.inv.res(r);
+            resources.push(res.granted(self.inv.pool(res.pool)));
+            refs.push(self.inv.reference(r));
+        }
+        if let Some((at, _)) = max_hold {
+            self.timers.insert((at, Timer::MaxHold(lease.clone())));
+        }
+        self.sessions
+            .get_mut(&w.session)
+            .expect("a granted session exists")
+            .leases
+            .insert(lease.clone());
+        Self::reply(
+            out,
+            &w.session,
+            ServerMessage::Granted(Grant {
+                id: w.id.clone(),
+                lease: lease.clone(),
+                resources,
+            }),
+        );
+        let emitted = self.emit(
+            out,
+            EventKind::Granted {
+                lease: lease.clone(),
+                session: w.session.clone(),
+                id: w.id.clone(),
+                resources: refs,
+                waited_ms: millis(now.saturating_duration_since(w.since)),
+                note: w.note.clone(),
+            },
+        );
+        debug_assert_eq!(emitted, seq);
+        self.leases.insert(
+            lease.clone(),
+            Lease {
+                id: lease,
+                session: w.session.clone(),
+                request: w.id.clone(),
+                resources: picks,
+                granted_at: now,
+                max_hold,
+                note: w.note.clone(),
+                seq,
+            },
+        );
+        self.counters.grants += 1;
+        w
+    }
+
+    /// Ends a lease, frees its resources (recording them in `work`) and tells whoever must know.
+    pub(crate) fn end_lease(
+        &mut self,
+        now: Instant,
+        lease: &LeaseId,
+        end: End,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        let lease = self.leases.remove(lease).expect("a live lease");
+        if let Some((at, _)) = lease.max_hold {
+            self.timers.remove(&(at, Timer::MaxHold(lease.id.clone())));
+        }
+        let connected = match self.sessions.get_mut(&lease.session) {
+            Some(session) => {
+                session.leases.remove(&lease.id);
+                session.is_connected()
+            }
+            None => false,
+        };
+        for &r in &lease.resources {
+            if self.inv.give_back(r) {
+                work.push((self.inv.res(r).pool, vec![r]));
+            }
+        }
+        let held_ms = millis(now.saturating_duration_since(lease.granted_at));
+        match end {
+            End::Released(cause) => {
+                self.counters.releases += 1;
+                if cause == ReleaseCause::Client {
+                    Self::reply(
+                        out,
+                        &lease.session,
+                        ServerMessage::Released(summoner_protocol::Released {
+                            lease: lease.id.clone(),
+                        }),
+                    );
+                }
+                self.emit(
+                    out,
+                    EventKind::Released {
+                        lease: lease.id,
+                        session: lease.session,
+                        cause,
+                        held_ms,
+                    },
+                );
+            }
+            End::Revoked(cause, reason) => {
+                self.counters.revokes += 1;
+                if connected {
+                    Self::reply(
+                        out,
+                        &lease.session,
+                        ServerMessage::Revoked(summoner_protocol::Revoked {
+                            lease: lease.id.clone(),
+                            reason: reason.clone(),
+                        }),
+                    );
+                }
+                self.emit(
+                    out,
+                    EventKind::Revoked {
+                        lease: lease.id,
+                        session: lease.session,
+                        cause,
+                        reason,
+                        held_ms,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A session's leases, oldest first.
+    pub(crate) fn leases_of(&self, session: &Session) -> Vec<LeaseId> {
+        let mut leases: Vec<&Lease> = session.leases.iter().map(|l| &self.leases[l]).collect();
+        leases.sort_by_key(|l| l.seq);
+        leases.into_iter().map(|l| l.id.clone()).collect()
+    }
+
+    pub(crate) fn grant_of(&self, lease: &LeaseId) -> Grant {
+        let lease = &self.leases[lease];
+        Grant {
+            id: lease.request.clone(),
+            lease: lease.id.clone(),
+            resources: lease
+                .resources
+                .iter()
+                .map(|&r| {
+                    let res = self.inv.res(r);
+                    res.granted(self.inv.pool(res.pool))
+                })
+                .collect(),
+        }
+    }
+
+    fn disconnect(&mut self, now: Instant, session: SessionId, clean: bool, out: &mut Outputs) {
+        // A second report for the same connection, or one for a session the engine closed
+        // itself, changes nothing.
+        if !self
+            .sessions
+            .get(&session)
+            .is_some_and(Session::is_connected)
+        {
+            return;
+        }
+        self.emit(
+            out,
+            EventKind::SessionDisconnected {
+                session: session.clone(),
+                clean,
+            },
+        );
+        let mut work = Work::new();
+        // Waiting requests die with the connection either way: a resumed client re-sends
+        // what it still wants, and no grant is made to a connection nobody reads.
+        let mut pending: Vec<QueueKey> =
+            self.sessions[&session].pending.values().copied().collect();
+        pending.sort_unstable();
+        for key in pending {
+            let w = self.remove_waiter(now, key);
+            self.counters.cancels += 1;
+            self.emit(
+                out,
+                EventKind::RequestCancelled {
+                    session: session.clone(),
+                    id: w.id.clone(),
+                    cause: CancelCause::Disconnect,
+                },
+            );
+            self.unblock(&w, &mut work);
+        }
+        if clean {
+            for lease in self.leases_of(&self.sessions[&session]) {
+                self.end_lease(
+                    now,
+                    &lease,
+                    End::Released(ReleaseCause::Disconnect),
+                    out,
+                    &mut work,
+                );
+            }
+            self.sessions.remove(&session);
+        } else {
+            let until = now + self.resume_grace;
+            self.sessions
+                .get_mut(&session)
+                .expect("checked above")
+                .presence = Presence::Orphaned { until };
+            self.timers.insert((until, Timer::Grace(session)));
+        }
+        self.wake(now, work, out);
+    }
+
+    /// The grace period of a dropped session ended.
+    fn expire(&mut self, now: Instant, session: SessionId, out: &mut Outputs, work: &mut Work) {
+        self.emit(
+            out,
+            EventKind::SessionExpired {
+                session: session.clone(),
+            },
+        );
+        for lease in self.leases_of(&self.sessions[&session]) {
+            self.end_lease(
+                now,
+                &lease,
+                End::Released(ReleaseCause::GraceExpired),
+                out,
+                work,
+            );
+        }
+        self.sessions.remove(&session);
+    }
+
+    /// The connection `connection` takes over `target` and its leases.
+    fn resume(&mut self, connection: SessionId, target: SessionId, out: &mut Outputs) {
+        if connection == target {
+            let leases = self.leases_of(&self.sessions[&target]);
+            let leases = leases.iter().map(|l| self.grant_of(l)).collect();
+            Self::reply(
+                out,
+                &target,
+                ServerMessage::Resumed(Resumed {
+                    session: target.clone(),
+                    leases,
+                }),
+            );
+            return;
+        }
+        let own = &self.sessions[&connection];
+        if !own.leases.is_empty() || !own.pending.is_empty() {
+            Self::error(
+                out,
+                &connection,
+                None,
+                ErrorCode::BadRequest,
+                "`resume` must come before any `acquire` on a connection: this session already \
+                 holds or waits for resources"
+                    .into(),
+            );
+            return;
+        }
+        let Some(old) = self.sessions.get_mut(&target) else {
+            Self::error(
+                out,
+                &connection,
+                None,
+                ErrorCode::UnknownSession,
+                format!(
+                    "no session `{target}` to resume: it never existed, was closed cleanly, or \
+                     its grace period of {} ended",
+                    format_duration(self.resume_grace)
+                ),
+            );
+            return;
+        };
+        match old.presence {
+            // The old connection still looks open (its peer is gone but the ping has not
+            // noticed yet): the newest connection wins and the old one is closed.
+            Presence::Connected => out.close.push(target.clone()),
+            Presence::Orphaned { until } => {
+                self.timers.remove(&(until, Timer::Grace(target.clone())));
+            }
+        }
+        old.presence = Presence::Connected;
+        self.sessions.remove(&connection);
+        out.adopted.push(Adoption {
+            connection: connection.clone(),
+            session: target.clone(),
+        });
+        let leases = self.leases_of(&self.sessions[&target]);
+        let grants = leases.iter().map(|l| self.grant_of(l)).collect();
+        Self::reply(
+            out,
+            &target,
+            ServerMessage::Resumed(Resumed {
+                session: target.clone(),
+                leases: grants,
+            }),
+        );
+        self.emit(
+            out,
+            EventKind::SessionResumed {
+                session: target,
+                connection,
+                leases,
+            },
+        );
+    }
+}

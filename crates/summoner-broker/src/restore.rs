@@ -1,0 +1,223 @@
+//! Rebuilding the engine after a server crash, from the event journal.
+//!
+//! The journal is the truth: a lease is held if its `granted` event has no matching
+//! `released` or `revoked` event. [`LeaseFold`] computes that set; [`Broker::restore`] puts
+//! those leases back, each in its old session, now orphaned with a fresh resume grace, so the
+//! holders can reconnect and `resume`. The leases take their slots before any new request is
+//! seen, so nothing is granted twice. A lease whose resource no longer exists in the config is
+//! revoked with an event. A resource whose capacity is now below its restored holders keeps
+//! them all, exactly as after a run-time capacity change, and is not granted again until there
+//! is room: the journal is the truth about who holds what, and a restart should not take a
+//! board away from a test that is using it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use summoner_protocol::{LeaseId, RequestId, SessionId};
+
+use crate::config::{BrokerConfig, ConfigError};
+use crate::engine::{Broker, Outputs, Timer};
+use crate::event::{Event, EventKind, ResourceRef, RevokeCause};
+use crate::lease::Lease;
+use crate::session::Session;
+
+/// A lease that was held when the server stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredLease {
+    /// Its id.
+    pub lease: LeaseId,
+    /// Its session.
+    pub session: SessionId,
+    /// The request it answered.
+    pub id: RequestId,
+    /// Its resources, in item order.
+    pub resources: Vec<ResourceRef>,
+    /// The request's note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The sequence number of its `granted` event.
+    pub seq: u64,
+}
+
+/// Folds events, in journal order, into the set of held leases.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFold {
+    held: BTreeMap<LeaseId, RestoredLease>,
+    next_seq: u64,
+}
+
+impl LeaseFold {
+    /// Nothing held, nothing seen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: &Event) {
+        self.next_seq = self.next_seq.max(event.seq + 1);
+        match &event.kind {
+            EventKind::Granted {
+                lease,
+                session,
+                id,
+                resources,
+                note,
+                ..
+            } => {
+                self.held.insert(
+                    lease.clone(),
+                    RestoredLease {
+                        lease: lease.clone(),
+                        session: session.clone(),
+                        id: id.clone(),
+                        resources: resources.clone(),
+                        note: note.clone(),
+                        seq: event.seq,
+                    },
+                );
+            }
+            EventKind::Released { lease, .. } | EventKind::Revoked { lease, .. } => {
+                self.held.remove(lease);
+            }
+            // A resumed session keeps its id (the new connection adopts it), so ownership
+            // does not change; nothing else affects who holds what.
+            _ => {}
+        }
+    }
+
+    /// The held leases, oldest first.
+    pub fn held(&self) -> Vec<RestoredLease> {
+        let mut held: Vec<RestoredLease> = self.held.values().cloned().collect();
+        held.sort_by_key(|l| l.seq);
+        held
+    }
+
+    /// The sequence number to continue from: one more than the largest seen (1 if none).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.max(1)
+    }
+}
+
+/// Folds a whole journal: the held leases, oldest first, and the next sequence number.
+pub fn fold_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> (Vec<RestoredLease>, u64) {
+    let mut fold = LeaseFold::new();
+    for event in events {
+        fold.apply(event);
+    }
+    (fold.held(), fold.next_seq())
+}
+
+impl Broker {
+    /// An engine after a restart: `config`'s pools, with the leases in `held` put back into
+    /// their sessions, which wait orphaned for a `resume` until `now + resume_grace`. Events
+    /// continue from `next_seq` (or after the newest restored lease, if that is later).
+    ///
+    /// A lease that cannot be put back (a resource missing from `config`) is revoked; the
+    /// returned [`Outputs`] holds those events for the journal.
+    /// Max hold times start again at `now`, since the engine has no clock to know how long the
+    /// leases were held before.
+    pub fn restore(
+        config: BrokerConfig,
+        mut held: Vec<RestoredLease>,
+        next_seq: u64,
+        now: Instant,
+    ) -> Result<(Self, Outputs), ConfigError> {
+        let mut broker = Self::new(config)?;
+        let newest = held.iter().map(|l| l.seq + 1).max().unwrap_or(1);
+        broker.next_seq = next_seq.max(newest).max(1);
+        let mut out = Outputs::default();
+        let until = now + broker.resume_grace;
+        held.sort_by_key(|l| l.seq);
+        for restored in held {
+            match broker.place(&restored) {
+                Ok(resources) => broker.put_back(restored, resources, now, until),
+                Err(reason) => {
+                    broker.counters.revokes += 1;
+                    broker.emit(
+                        &mut out,
+                        EventKind::Revoked {
+                            lease: restored.lease,
+                            session: restored.session,
+                            cause: RevokeCause::NotRestorable,
+                            reason,
+                            held_ms: 0,
+                        },
+                    );
+                }
+            }
+        }
+        Ok((broker, out))
+    }
+
+    /// The resources a restored lease occupies, or why it cannot.
+    fn place(&self, restored: &RestoredLease) -> Result<Vec<usize>, String> {
+        if self.leases.contains_key(&restored.lease) {
+            return Err(format!("lease `{}` appears twice", restored.lease));
+        }
+        let mut seen = HashSet::new();
+        let mut resources = Vec::with_capacity(restored.resources.len());
+        for r in &restored.resources {
+            let Some(id) = self.inv.find(&r.pool, &r.name) else {
+                return Err(format!(
+                    "resource `{}` of pool `{}` no longer exists",
+                    r.name, r.pool
+                ));
+            };
+            // Disabled or full resources are kept by their holders, as at run time.
+            if !seen.insert(id) {
+                return Err(format!(
+                    "it lists resource `{}` of pool `{}` twice",
+                    r.name, r.pool
+                ));
+            }
+            resources.push(id);
+        }
+        Ok(resources)
+    }
+
+    fn put_back(
+        &mut self,
+        restored: RestoredLease,
+        resources: Vec<usize>,
+        now: Instant,
+        until: Instant,
+    ) {
+        let session = self
+            .sessions
+            .entry(restored.session.clone())
+            .or_insert_with(|| Session::orphaned(until));
+        if session.leases.is_empty() {
+            self.timers
+                .insert((until, Timer::Grace(restored.session.clone())));
+        }
+        session.leases.insert(restored.lease.clone());
+        let mut max_hold: Option<(Instant, Duration)> = None;
+        for &r in &resources {
+            self.inv.res_mut(r).held += 1;
+            self.inv.refresh(r);
+            if let Some(d) = self.inv.pool(self.inv.res(r).pool).max_hold
+                && max_hold.is_none_or(|(at, _)| now + d < at)
+            {
+                max_hold = Some((now + d, d));
+            }
+        }
+        if let Some((at, _)) = max_hold {
+            self.timers
+                .insert((at, Timer::MaxHold(restored.lease.clone())));
+        }
+        self.leases.insert(
+            restored.lease.clone(),
+            Lease {
+                id: restored.lease,
+                session: restored.session,
+                request: restored.id,
+                resources,
+                granted_at: now,
+                max_hold,
+                note: restored.note,
+                seq: restored.seq,
+            },
+        );
+    }
+}

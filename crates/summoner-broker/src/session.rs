@@ -1,0 +1,49 @@
+//! Sessions: one WebSocket connection and what it holds or waits for.
+//!
+//! A session outlives an unclean disconnect by the resume grace, so that a client whose
+//! network blipped (or whose server restarted) can `resume` and keep its leases. A clean close
+//! is a deliberate goodbye and releases everything at once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use summoner_protocol::{LeaseId, RequestId};
+
+use crate::queue::QueueKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// A connection is open for it.
+    Connected,
+    /// Its connection dropped (or the server restarted); it keeps its leases until `until`.
+    Orphaned { until: Instant },
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub presence: Presence,
+    pub leases: HashSet<LeaseId>,
+    /// Its waiting requests by id, to refuse duplicates and to find them for `cancel`.
+    pub pending: HashMap<RequestId, QueueKey>,
+}
+
+impl Session {
+    pub fn connected() -> Self {
+        Self {
+            presence: Presence::Connected,
+            leases: HashSet::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    pub fn orphaned(until: Instant) -> Self {
+        Self {
+            presence: Presence::Orphaned { until },
+            ..Self::connected()
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.presence == Presence::Connected
+    }
+}

@@ -1,0 +1,153 @@
+//! Identifiers: the client's request ids, and the server's session and lease ids.
+
+use std::borrow::Borrow;
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Number, Value};
+
+/// The id a client gives an `acquire`, echoed back in `queued`, `granted`, `cancelled` and
+/// `error` exactly as it was sent.
+///
+/// Clients in different languages find different ids natural (a counter, a UUID string), so
+/// both strings and numbers are accepted. Anything else (null, booleans, objects) is refused,
+/// because it would be too easy to send by mistake and could not be echoed faithfully.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RequestId {
+    /// A JSON number, kept as written (`7` and `7.0` are different ids).
+    Number(Number),
+    /// A JSON string.
+    String(String),
+}
+
+impl RequestId {
+    /// The id as a JSON value, if `value` is a string or a number.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Number(n) => Some(Self::Number(n.clone())),
+            Value::String(s) => Some(Self::String(s.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl From<u64> for RequestId {
+    fn from(n: u64) -> Self {
+        Self::Number(n.into())
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> Self {
+        Self::String(s.to_owned())
+    }
+}
+
+impl From<String> for RequestId {
+    fn from(s: String) -> Self {
+        Self::String(s)
+    }
+}
+
+/// Shown as JSON (`"job-1"` or `7`), so a message can tell the two kinds apart.
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::String(s) => write!(f, "{}", Value::String(s.clone())),
+        }
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => n.serialize(serializer),
+            Self::String(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A hand-written visitor rather than `#[serde(untagged)]`, so that a wrong type is
+        // reported as "expected a string or a number" instead of "did not match any variant".
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = RequestId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RequestId, E> {
+                Number::from_f64(v)
+                    .map(RequestId::Number)
+                    .ok_or_else(|| E::custom("a request id must be a finite number"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RequestId, E> {
+                Ok(RequestId::String(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RequestId, E> {
+                Ok(RequestId::String(v))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A session: one WebSocket connection and what it holds. The server chooses the form; it
+    /// should be hard to guess, because knowing it is enough to `resume` the session.
+    SessionId
+);
+
+string_id!(
+    /// A lease: one granted `acquire`. The server chooses the form.
+    LeaseId
+);
