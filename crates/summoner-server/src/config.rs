@@ -1,0 +1,353 @@
+//! The server's config file, `summoner.toml`.
+//!
+//! Every field has a default, so an empty file (or no file at all) gives a server that a new
+//! user can try at once: `127.0.0.1:7878`, data in `.summoner/`, and a pool `ports` of 100
+//! ports. Unknown keys are refused with their line and column, because a misspelt key that is
+//! silently ignored (`resume_grase = "5m"`) is a setting the user believes in and does not
+//! have. `docs/config.md` documents every field; `examples/summoner.toml` shows them all.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use summoner_broker::{BrokerConfig, PoolConfig, RangeConfig};
+
+use crate::duration::serde_duration;
+
+/// The listen address when none is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The data directory when none is configured, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".summoner";
+
+/// Everything `summoner serve` reads from `summoner.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on for HTTP and WebSocket, e.g. `127.0.0.1:7878` or
+    /// `0.0.0.0:7878`. A non-loopback address needs at least one `[[token]]`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the journal (`summoner.db`) lives; created if missing. A relative path is taken
+    /// from the working directory of `summoner serve`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// How often the server pings every WebSocket. A peer that sends nothing at all (not even
+    /// the pong) for two intervals is considered dead and its connection dropped.
+    #[serde(default = "default_ping_interval", with = "serde_duration")]
+    pub ping_interval: Duration,
+    /// How long a session whose connection dropped without a clean close keeps its leases,
+    /// waiting for the client to reconnect and `resume`. After a restart, restored leases wait
+    /// this long for their holders.
+    #[serde(default = "default_resume_grace", with = "serde_duration")]
+    pub resume_grace: Duration,
+    /// The shortest time between two `queued` position updates to one waiting client.
+    #[serde(default = "default_position_interval", with = "serde_duration")]
+    pub position_interval: Duration,
+    /// How hard SQLite makes each journal commit durable.
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// Who may connect. None: anyone who can reach the address (allowed only on loopback).
+    #[serde(default, rename = "token", skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenConfig>,
+    /// The pools of resources. Absent: one pool `ports` of the ports 20000 to 20099. An empty
+    /// list (`pool = []`): no pools until some are added through the API.
+    #[serde(default = "default_pools", rename = "pool")]
+    pub pools: Vec<PoolConfig>,
+}
+
+/// SQLite's `synchronous` mode for the journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Every commit (one per batch of inputs) is fsynced before any client hears of it: a
+    /// grant survives a power cut.
+    #[default]
+    Full,
+    /// Commits reach the operating system before clients hear of them, and are fsynced at WAL
+    /// checkpoints: a grant survives a crash of the server, but not necessarily a power cut.
+    Normal,
+}
+
+/// Who may use the server, and for what.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs and the audit history (never the secret itself).
+    pub name: String,
+    /// The secret, written in the file. Fine for local use; prefer `secret_env` elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The name of an environment variable that holds the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// What the token may do.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// Secrets stay out of `{:?}` output, and so out of logs and panic messages.
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("secret_env", &self.secret_env)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Lease resources over the WebSocket and read the HTTP API.
+    #[default]
+    Client,
+    /// Everything a client may do, plus the admin endpoints (revoke, add, change, remove).
+    Admin,
+}
+
+/// A token with its secret resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub name: String,
+    pub secret: String,
+    pub role: Role,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or does not have the expected shape.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// What is wrong, with the offending line quoted.
+        message: String,
+    },
+    /// A listen address other than loopback without any token.
+    #[error(
+        "refusing to listen on {0} without a [[token]]: anyone who can reach it could take and \
+         revoke resources; add a token or listen on 127.0.0.1"
+    )]
+    OpenNonLoopback(SocketAddr),
+    /// A token's `secret_env` names a variable that is not set.
+    #[error("token `{name}`: environment variable `{var}` (its secret_env) is not set")]
+    MissingSecretEnv {
+        /// The token.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// A token has both `secret` and `secret_env`, or neither.
+    #[error("token `{0}` must have exactly one of `secret` and `secret_env`")]
+    SecretSource(String),
+    /// A token's secret is empty.
+    #[error("token `{0}` has an empty secret")]
+    EmptySecret(String),
+    /// Two tokens share a name or a secret.
+    #[error("token `{0}` is defined twice (by name or by secret)")]
+    DuplicateToken(String),
+    /// A duration that makes no sense.
+    #[error("`{field}` must be more than 0s")]
+    ZeroDuration {
+        /// The field.
+        field: &'static str,
+    },
+    /// The pools are invalid.
+    #[error(transparent)]
+    Pools(#[from] summoner_broker::ConfigError),
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("a valid default address")
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_resume_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_position_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_pools() -> Vec<PoolConfig> {
+    let mut ports = PoolConfig::new("ports");
+    ports.range = Some(RangeConfig {
+        from: 20000,
+        to: 20099,
+        prop: "port".into(),
+        labels: Default::default(),
+        capacity: 1,
+    });
+    vec![ports]
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            ping_interval: default_ping_interval(),
+            resume_grace: default_resume_grace(),
+            position_interval: default_position_interval(),
+            sync: SyncMode::default(),
+            tokens: Vec::new(),
+            pools: default_pools(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads and checks `path`. Environment variables named by `secret_env` must be set.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: the pools, the token rules, and that the secrets named by
+    /// `secret_env` are set. [`crate::serve`] calls it again, so a config built in code is
+    /// held to the same rules as one read from a file.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_for(self.listen)
+    }
+
+    /// Like [`ServerConfig::check`], for a server that listens on `addr` (which [`crate::serve`]
+    /// takes from its listener, whatever `listen` says).
+    pub fn check_for(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        self.broker_config().validate()?;
+        for (field, value) in [
+            ("ping_interval", self.ping_interval),
+            ("position_interval", self.position_interval),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroDuration { field });
+            }
+        }
+        let tokens = self.resolve_tokens()?;
+        if tokens.is_empty() && !addr.ip().is_loopback() {
+            return Err(ConfigError::OpenNonLoopback(addr));
+        }
+        Ok(())
+    }
+
+    /// The engine's part of the config.
+    pub fn broker_config(&self) -> BrokerConfig {
+        BrokerConfig {
+            pools: self.pools.clone(),
+            resume_grace: self.resume_grace,
+            position_interval: self.position_interval,
+        }
+    }
+
+    /// The tokens with their secrets, read from the environment where asked.
+    pub(crate) fn resolve_tokens(&self) -> Result<Vec<Token>, ConfigError> {
+        let mut tokens: Vec<Token> = Vec::with_capacity(self.tokens.len());
+        for t in &self.tokens {
+            let secret = match (&t.secret, &t.secret_env) {
+                (Some(secret), None) => secret.clone(),
+                (None, Some(var)) => {
+                    std::env::var(var).map_err(|_| ConfigError::MissingSecretEnv {
+                        name: t.name.clone(),
+                        var: var.clone(),
+                    })?
+                }
+                _ => return Err(ConfigError::SecretSource(t.name.clone())),
+            };
+            if secret.is_empty() {
+                return Err(ConfigError::EmptySecret(t.name.clone()));
+            }
+            if tokens
+                .iter()
+                .any(|other| other.name == t.name || other.secret == secret)
+            {
+                return Err(ConfigError::DuplicateToken(t.name.clone()));
+            }
+            tokens.push(Token {
+                name: t.name.clone(),
+                secret,
+                role: t.role,
+            });
+        }
+        Ok(tokens)
+    }
+}
+
+/// Turns toml's error (a byte span and a message) into `file:line:column: message`, with the
+/// offending line quoted, the form editors and people both read.
+fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().trim_end().to_owned();
+    let Some(span) = err.span() else {
+        return ConfigError::Parse {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            message,
+        };
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let quoted = text[line_start..line_end].trim_end_matches('\r');
+    let width = text[start..span.end.min(line_end).max(start)]
+        .chars()
+        .count()
+        .max(1);
+    let message = format!(
+        "{message}\n  {line:>3} | {quoted}\n      | {}{}",
+        " ".repeat(column - 1),
+        "^".repeat(width)
+    );
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}

@@ -1,0 +1,140 @@
+//! The journal writer: commits the broker loop's batches, in order, and only then delivers
+//! what each batch announced.
+//!
+//! It runs beside the loop rather than inside it, so that the engine works on batch n + 1
+//! while batch n is being committed (on sqlx's SQLite thread, with its fsync). Order is kept
+//! by construction: one writer, one FIFO channel, and a batch's messages go out only after its
+//! own commit, which comes after every earlier one. The channel holds a single batch, so when
+//! the disk is slow the loop waits, and the inputs that arrive meanwhile simply make the next
+//! batch bigger: the fsync is shared by more grants, exactly when that matters.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sqlx::{Connection as _, SqliteConnection};
+use summoner_broker::{AdminError, Event};
+use summoner_protocol::{ErrorCode, ServerMessage};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::clock;
+use crate::hub::{AdminReply, ConnId, Out, Outbox};
+use crate::metrics::Metrics;
+use crate::store::{self, StoreError};
+
+/// Something to do once a batch is durable.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// Send a message to a connection.
+    Send(ConnId, Outbox, ServerMessage),
+    /// Close a connection the loop has let go of.
+    Close(Outbox, u16, &'static str),
+}
+
+/// What one pass of the loop produced.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// To store, in order, in one transaction.
+    pub events: Vec<Event>,
+    /// To do, in order, once they are stored.
+    pub deliveries: Vec<Delivery>,
+    /// Admin calls to answer once the change is stored.
+    pub replies: Vec<(AdminReply, Result<(), AdminError>)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.deliveries.is_empty() && self.replies.is_empty()
+    }
+}
+
+/// The writer's state.
+pub(crate) struct Writer {
+    pub db: SqliteConnection,
+    pub batches: mpsc::Receiver<Batch>,
+    /// Connections that fell [`crate::hub::OUTBOX_CAP`] messages behind, for the loop to
+    /// drop.
+    pub slow: mpsc::UnboundedSender<ConnId>,
+    pub metrics: Arc<Mutex<Metrics>>,
+}
+
+impl Writer {
+    /// Commits and delivers batches until the loop drops its sender, then closes the
+    /// database. Stops at the first failed commit: see [`crate::hub::Hub::run`].
+    pub async fn run(mut self) -> Result<(), StoreError> {
+        while let Some(batch) = self.batches.recv().await {
+            if let Err(err) = self.commit(&batch.events).await {
+                self.withhold(batch);
+                // Later batches depend on this one; none of them may be delivered either.
+                while let Ok(batch) = self.batches.try_recv() {
+                    self.withhold(batch);
+                }
+                return Err(err);
+            }
+            self.deliver(batch);
+        }
+        // Closing the only writer checkpoints the WAL into the database file, so a stopped
+        // server leaves a tidy file behind.
+        if let Err(err) = clock::hold(self.db.close()).await {
+            tracing::warn!("closing the journal: {err}");
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        clock::hold(store::append_events(&mut self.db, events)).await?;
+        let took = started.elapsed();
+        self.metrics
+            .lock()
+            .expect("metrics are never poisoned")
+            .committed(events, took);
+        Ok(())
+    }
+
+    fn deliver(&mut self, batch: Batch) {
+        for delivery in batch.deliveries {
+            match delivery {
+                Delivery::Send(conn, outbox, msg) => {
+                    match outbox.try_send(Out::Msg(Box::new(msg))) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            // The loop drops the connection (once, however many messages
+                            // bounce) and tells the engine.
+                            let _ = self.slow.send(conn);
+                        }
+                        // The connection's task has ended; its `Disconnected` is on the way.
+                        Err(TrySendError::Closed(_)) => {}
+                    }
+                }
+                Delivery::Close(outbox, code, reason) => {
+                    let _ = outbox.try_send(Out::Close { code, reason });
+                }
+            }
+        }
+        for (reply, result) in batch.replies {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// A batch that could not be stored: its recipients are told why instead, and its admin
+    /// calls are dropped (their HTTP requests answer that the server is stopping).
+    fn withhold(&mut self, batch: Batch) {
+        let mut told = std::collections::HashSet::new();
+        for delivery in batch.deliveries {
+            if let Delivery::Send(conn, outbox, _) = delivery
+                && told.insert(conn)
+            {
+                let _ = outbox.try_send(Out::Msg(Box::new(ServerMessage::error(
+                    None,
+                    ErrorCode::Internal,
+                    "the server could not store this change durably and is stopping; \
+                     reconnect and resume your session once it is back",
+                ))));
+            }
+        }
+    }
+}

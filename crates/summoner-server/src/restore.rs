@@ -1,0 +1,62 @@
+//! Rebuilding the engine from the journal when the server starts.
+//!
+//! One pass over the journal, oldest first, feeds two folds: the broker's [`LeaseFold`]
+//! (which leases are still held, and where the sequence numbers continue) and the server's
+//! [`Inventory`] (the config's pools with the run-time changes replayed on top). Then
+//! [`Broker::restore`] puts the held leases back into their sessions, orphaned for the resume
+//! grace, before any connection is accepted, so a restored lease can never be granted to
+//! someone else in the meantime. The events `restore` produces (leases that no longer fit are
+//! revoked) are journaled before the server starts listening.
+
+use sqlx::SqliteConnection;
+use summoner_broker::{Broker, BrokerConfig, LeaseFold};
+
+use crate::clock;
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::inventory::Inventory;
+use crate::store;
+
+/// The engine as the journal in `db` left it.
+pub(crate) async fn restore(
+    db: &mut SqliteConnection,
+    config: &ServerConfig,
+) -> Result<Broker, ServerError> {
+    let store_error = |source| ServerError::Store {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    let mut leases = LeaseFold::new();
+    let mut inventory = Inventory::new(config.pools.clone());
+    let count = clock::hold(store::fold_journal(db, |event| {
+        leases.apply(event);
+        inventory.apply(event);
+    }))
+    .await
+    .map_err(store_error)?;
+    let (applied, skipped) = (inventory.applied, inventory.skipped);
+    let broker_config = BrokerConfig {
+        pools: inventory.into_pools(),
+        ..config.broker_config()
+    };
+    let held = leases.held();
+    let held_count = held.len();
+    let now = tokio::time::Instant::now().into_std();
+    let (broker, out) = Broker::restore(broker_config, held, leases.next_seq(), now)
+        .map_err(ServerError::Inventory)?;
+    clock::hold(store::append_events(db, &out.events))
+        .await
+        .map_err(store_error)?;
+    if count > 0 {
+        tracing::info!(
+            events = count,
+            leases_restored = held_count - out.events.len(),
+            leases_not_restorable = out.events.len(),
+            inventory_changes_replayed = applied,
+            inventory_changes_skipped = skipped,
+            next_seq = broker.next_seq(),
+            "restored from the journal"
+        );
+    }
+    Ok(broker)
+}

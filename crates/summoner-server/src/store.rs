@@ -1,0 +1,297 @@
+//! The journal: events in SQLite (`data_dir/summoner.db`, WAL), and its migrations.
+//!
+//! Plain async functions over a connection, so the broker loop, the HTTP API, `summoner
+//! migrate` and the tests can each bring their own. The hot path is [`append_events`]: one
+//! batch of the broker loop is one `INSERT` statement and therefore one transaction and one
+//! fsync, whatever the number of events. sqlx's SQLite driver runs every statement on its
+//! worker thread and pays a thread hop for each, so one statement per batch (rather than one
+//! per event, or `BEGIN`, n inserts, `COMMIT`) is what lets the journal keep up with tens of
+//! thousands of grants a second.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection as _, Executor as _, Row as _, SqliteConnection, SqlitePool};
+use summoner_broker::Event;
+
+use crate::config::SyncMode;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "summoner.db";
+
+/// How long a connection waits for another one's write lock (a second server migrating, a
+/// long checkpoint) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The migrations in `migrations/`, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What went wrong with the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite said no.
+    #[error("database error")]
+    Sql(#[from] sqlx::Error),
+    /// A migration that was applied has been changed since.
+    #[error(
+        "migration {version} ({description}) was changed after it was applied to this database"
+    )]
+    MigrationChanged {
+        /// Its version.
+        version: i64,
+        /// Its description.
+        description: String,
+    },
+    /// The database was migrated by a newer summoner.
+    #[error(
+        "the database has migration {0}, which this summoner does not know; it was written by a \
+         newer version"
+    )]
+    NewerDatabase(i64),
+    /// A stored event is not valid JSON of an [`Event`].
+    #[error("event {seq} in the journal cannot be read")]
+    BadEvent {
+        /// Its sequence number.
+        seq: i64,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An event as stored: with the wall-clock time the server stored it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Unix time in milliseconds when it was written.
+    pub at: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The path of the database in `data_dir`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+fn options(data_dir: &Path, sync: SyncMode) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(db_path(data_dir))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(match sync {
+            SyncMode::Full => SqliteSynchronous::Full,
+            SyncMode::Normal => SqliteSynchronous::Normal,
+        })
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// Opens (creating if needed) the data directory and the database, in WAL mode, for writing.
+/// The broker loop owns one such connection; it is the only writer.
+pub async fn open(data_dir: &Path, sync: SyncMode) -> Result<SqliteConnection, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    Ok(SqliteConnection::connect_with(&options(data_dir, sync)).await?)
+}
+
+/// Closes a connection, checkpointing the WAL into the database file when it is the last one.
+pub async fn close(conn: SqliteConnection) -> Result<(), StoreError> {
+    Ok(conn.close().await?)
+}
+
+/// A small pool of read-only connections for the HTTP API. In WAL mode readers never block
+/// the writer, so the audit history can be paged while grants are being committed.
+pub async fn open_readers(data_dir: &Path) -> Result<SqlitePool, StoreError> {
+    let options = options(data_dir, SyncMode::Normal)
+        .read_only(true)
+        .create_if_missing(false);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?)
+}
+
+/// Applies the pending migrations, all in one `BEGIN IMMEDIATE` transaction.
+///
+/// sqlx's own migrator takes no lock on SQLite (its `lock()` is a no-op there), so two
+/// servers starting at once on a new data directory would both try to create the tables and
+/// one would fail. `BEGIN IMMEDIATE` takes SQLite's write lock before looking at what is
+/// applied: the second server waits (up to the busy timeout) and then finds nothing left to
+/// do. The bookkeeping table is sqlx's `_sqlx_migrations`, so sqlx's tools can read it.
+///
+/// Returns how many migrations were applied.
+pub async fn migrate(conn: &mut SqliteConnection) -> Result<usize, StoreError> {
+    conn.execute("BEGIN IMMEDIATE").await?;
+    match migrate_locked(conn).await {
+        Ok(applied) => {
+            conn.execute("COMMIT").await?;
+            Ok(applied)
+        }
+        Err(err) => {
+            // The original error matters more than a failed rollback, which SQLite performs
+            // anyway when the connection closes.
+            let _ = conn.execute("ROLLBACK").await;
+            Err(err)
+        }
+    }
+}
+
+async fn migrate_locked(conn: &mut SqliteConnection) -> Result<usize, StoreError> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            success BOOLEAN NOT NULL,
+            checksum BLOB NOT NULL,
+            execution_time BIGINT NOT NULL
+        )",
+    )
+    .await?;
+    let applied: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (version, _) in &applied {
+        if !MIGRATOR.iter().any(|m| m.version == *version) {
+            return Err(StoreError::NewerDatabase(*version));
+        }
+    }
+    let mut count = 0;
+    for migration in MIGRATOR.iter() {
+        if migration.migration_type.is_down_migration() {
+            continue;
+        }
+        if let Some((_, checksum)) = applied.iter().find(|(v, _)| *v == migration.version) {
+            if checksum.as_slice() != &*migration.checksum {
+                return Err(StoreError::MigrationChanged {
+                    version: migration.version,
+                    description: migration.description.to_string(),
+                });
+            }
+            continue;
+        }
+        let started = std::time::Instant::now();
+        conn.execute(&*migration.sql).await?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (?1, ?2, TRUE, ?3, ?4)",
+        )
+        .bind(migration.version)
+        .bind(&*migration.description)
+        .bind(&*migration.checksum)
+        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Unix time in milliseconds.
+pub fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Appends `events` to the journal, stamped with the current time, in one statement (and so
+/// one transaction). Either all of them are stored or none is.
+pub async fn append_events(
+    conn: &mut SqliteConnection,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // The batch travels as one JSON array; SQLite splits it with `json_each` and files each
+    // element under its `seq` and `type`. `value` is the element's JSON text, which SQLite
+    // renders from its parse, keeping numbers as they were written.
+    let json = serde_json::to_string(events).expect("events always serialize");
+    sqlx::query(
+        "INSERT INTO events (seq, at, kind, json)
+         SELECT value ->> '$.seq', ?1, value ->> '$.type', value FROM json_each(?2)",
+    )
+    .bind(unix_ms(SystemTime::now()))
+    .bind(json)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` events with a sequence number above `after`, oldest first.
+pub async fn events_after<'c, E>(
+    conn: E,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let rows = sqlx::query("SELECT seq, at, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let seq: i64 = row.get(0);
+            let at: i64 = row.get(1);
+            let json: &str = row.get(2);
+            let event = serde_json::from_str(json)
+                .map_err(|source| StoreError::BadEvent { seq, source })?;
+            Ok(StoredEvent { at, event })
+        })
+        .collect()
+}
+
+/// Feeds every event of the journal, oldest first, to `f`, a page at a time, so that a long
+/// journal is folded without being held in memory.
+pub async fn fold_journal(
+    conn: &mut SqliteConnection,
+    mut f: impl FnMut(&Event),
+) -> Result<u64, StoreError> {
+    const PAGE: u32 = 10_000;
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let page = events_after(&mut *conn, after, PAGE).await?;
+        for stored in &page {
+            f(&stored.event);
+            after = stored.event.seq;
+            count += 1;
+        }
+        if page.len() < PAGE as usize {
+            return Ok(count);
+        }
+    }
+}
+
+/// The sequence number of the newest stored event, 0 if there is none.
+pub async fn last_seq(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+/// Opens an in-memory journal with the migrations applied, for tests and tools.
+pub async fn open_in_memory() -> Result<SqliteConnection, StoreError> {
+    let mut conn =
+        SqliteConnection::connect_with(&SqliteConnectOptions::from_str("sqlite::memory:")?).await?;
+    migrate(&mut conn).await?;
+    Ok(conn)
+}

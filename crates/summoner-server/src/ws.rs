@@ -1,0 +1,268 @@
+//! `GET /v1/lease`: one WebSocket connection, one session.
+//!
+//! Each connection is one task with one `select!` over three things: frames from the peer
+//! (parsed here and handed to the broker loop), messages from the loop's outbox (serialized
+//! here, so the loop's thread never spends time on JSON), and the ping timer. Nothing else is
+//! kept per connection besides tungstenite's buffers (set small: 4 KiB to read, written
+//! eagerly), which is what lets 10,000 idle sessions fit in a few hundred megabytes.
+//!
+//! How a connection ends decides what happens to its leases (see `docs/server.md`):
+//!
+//! - a close frame from the peer is a deliberate goodbye: `Disconnected {clean: true}`, and
+//!   everything the session holds is released at once;
+//! - EOF or a reset without a close frame, a peer silent for two ping intervals, a frame over
+//!   the size limit: `Disconnected {clean: false}`, and the leases wait for the resume grace;
+//! - a close decided by the server (shutdown, a `resume` elsewhere, a client too slow to
+//!   read): the loop already knows, and nothing is reported.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use summoner_protocol::{ClientMessage, ErrorCode, MAX_FRAME_BYTES, ServerMessage};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::api::ApiError;
+use crate::hub::{Command, OUTBOX_CAP, Out};
+use crate::server::AppState;
+use crate::session_id::new_session_id;
+
+/// WebSocket close code for a frame over the size limit ("message too big", RFC 6455).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a peer that stopped answering pings, and for a server shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a client dropped because it did not read its messages.
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code for a connection whose session was resumed by another connection
+/// (`docs/protocol.md`).
+pub const CLOSE_RESUMED: u16 = 4001;
+/// Close code for an internal error (the journal cannot be written).
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// How long a connection closed for an oversized frame stays open so the peer can read the
+/// close frame. Closing a socket with unread input makes the kernel send a reset, which can
+/// destroy the close frame before the peer reads it; tungstenite cannot skip the rest of the
+/// oversized frame for us, so the connection lingers briefly, unread, instead.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// The tungstenite read buffer. The default (128 KiB) times 10,000 idle connections would be
+/// over a gigabyte; protocol frames are a few hundred bytes.
+const READ_BUFFER: usize = 4 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The handshake: checks the token before upgrading, so an unauthorized client gets a plain
+/// 401 and never a session.
+pub(crate) async fn lease(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(denied) = app.auth.caller(&headers, query.token.as_deref()) {
+        return ApiError::denied(denied).into_response();
+    }
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection(socket, app))
+}
+
+/// How a connection ended.
+enum End {
+    /// The peer sent a close frame.
+    Clean,
+    /// EOF, reset, silence or an oversized frame.
+    Unclean,
+    /// The server closed it; the loop knows.
+    ByServer,
+}
+
+async fn connection(mut socket: WebSocket, app: AppState) {
+    let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
+    let session = new_session_id();
+    let (outbox, mut inbox) = mpsc::channel(OUTBOX_CAP);
+    let hub = app.hub.clone();
+    if hub
+        .send(Command::Connect {
+            conn,
+            session,
+            outbox,
+        })
+        .await
+        .is_err()
+    {
+        let _ = close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
+        return;
+    }
+    let interval = app.ping_interval;
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    let end = loop {
+        tokio::select! {
+            // Frames first: a pong that arrived just before the ping timer fired proves the
+            // peer alive, and must be seen before the timer's verdict.
+            biased;
+            frame = socket.recv() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(err)) => {
+                        if is_too_big(&err) {
+                            tracing::debug!(conn, "frame over {MAX_FRAME_BYTES} bytes");
+                            let _ = close(&mut socket, CLOSE_TOO_BIG, "frame too large").await;
+                            tokio::time::sleep(LINGER).await;
+                        }
+                        break End::Unclean;
+                    }
+                    None => break End::Unclean,
+                };
+                last_heard = Instant::now();
+                match frame {
+                    Message::Text(text) => match ClientMessage::parse(text.as_str()) {
+                        Ok(msg) => {
+                            if hub.send(Command::Message { conn, msg }).await.is_err() {
+                                break End::ByServer;
+                            }
+                        }
+                        // Answered here, not by the loop: nothing changed, nothing to store.
+                        Err(err) => {
+                            if send(&mut socket, &err.to_message()).await.is_err() {
+                                break End::Unclean;
+                            }
+                        }
+                    },
+                    Message::Binary(_) => {
+                        let reply = ServerMessage::error(
+                            None,
+                            ErrorCode::BadRequest,
+                            "binary frames are not part of the protocol; send JSON in text frames",
+                        );
+                        if send(&mut socket, &reply).await.is_err() {
+                            break End::Unclean;
+                        }
+                    }
+                    // tungstenite answers pings itself; a pong only proves the peer is alive.
+                    Message::Ping(_) | Message::Pong(_) => {}
+                    Message::Close(_) => {
+                        // tungstenite has queued the answering close frame; send it, so the
+                        // peer sees a completed close handshake.
+                        let _ = futures_util::SinkExt::flush(&mut socket).await;
+                        break End::Clean;
+                    }
+                }
+            }
+            out = inbox.recv() => match out {
+                Some(Out::Msg(msg)) => match write_batch(&mut socket, *msg, &mut inbox).await {
+                    Ok(Written::All) => {}
+                    Ok(Written::Closed) => break End::ByServer,
+                    Err(_) => break End::Unclean,
+                },
+                Some(Out::Close { code, reason }) => {
+                    let _ = close(&mut socket, code, reason).await;
+                    break End::ByServer;
+                }
+                None => {
+                    let (code, reason) = if app.shutting_down.load(Ordering::SeqCst) {
+                        (CLOSE_GOING_AWAY, "server shutting down")
+                    } else {
+                        (CLOSE_POLICY, "too many unread messages")
+                    };
+                    let _ = close(&mut socket, code, reason).await;
+                    break End::ByServer;
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= 2 * interval {
+                    tracing::debug!(conn, "no frame for two ping intervals; dropping");
+                    let _ = close(&mut socket, CLOSE_GOING_AWAY, "ping timeout").await;
+                    break End::Unclean;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break End::Unclean;
+                }
+            }
+        }
+    };
+    let clean = match end {
+        End::Clean => true,
+        End::Unclean => false,
+        End::ByServer => return,
+    };
+    // The loop may be gone (shutdown); then there is no one left to tell.
+    let _ = hub.send(Command::Disconnected { conn, clean }).await;
+}
+
+enum Written {
+    All,
+    /// The loop asked for the connection to be closed, and it was.
+    Closed,
+}
+
+/// Writes `first` and whatever else is already waiting, then flushes once: a burst of
+/// messages (a grant and a position update, say) costs one write to the socket.
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: ServerMessage,
+    inbox: &mut mpsc::Receiver<Out>,
+) -> Result<Written, axum::Error> {
+    use futures_util::SinkExt as _;
+    socket.feed(text(&first)).await?;
+    let mut fed = 1;
+    while fed < 64 {
+        match inbox.try_recv() {
+            Ok(Out::Msg(msg)) => {
+                socket.feed(text(&msg)).await?;
+                fed += 1;
+            }
+            Ok(Out::Close { code, reason }) => {
+                socket.flush().await?;
+                close(socket, code, reason).await?;
+                return Ok(Written::Closed);
+            }
+            Err(_) => break,
+        }
+    }
+    socket.flush().await?;
+    Ok(Written::All)
+}
+
+fn text(msg: &ServerMessage) -> Message {
+    Message::Text(Utf8Bytes::from(msg.to_json()))
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), axum::Error> {
+    socket.send(text(msg)).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), axum::Error> {
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await
+}
+
+/// Whether a read error is tungstenite refusing a frame or message over the size limit.
+fn is_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

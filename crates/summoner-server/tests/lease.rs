@@ -1,0 +1,420 @@
+//! The lease protocol over real WebSockets: the flows of `docs/protocol.md`, bad frames,
+//! limits, tokens, liveness and resume.
+
+mod common;
+
+use common::{Client, Ended, Server, config, expect, pool, token};
+use serde_json::json;
+use summoner_protocol::MAX_FRAME_BYTES;
+use summoner_server::{CLOSE_TOO_BIG, ServerConfig};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn minimal_flow_and_the_waiter_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+
+    let mut holder = server.client().await;
+    let granted = expect(holder.acquire(1, "boards").await, "granted");
+    assert_eq!(granted["id"], 1);
+    assert_eq!(granted["resources"][0]["name"], "r0");
+    assert_eq!(granted["resources"][0]["pool"], "boards");
+
+    let mut waiter = server.client().await;
+    let queued = expect(waiter.acquire(7, "boards").await, "queued");
+    assert_eq!(queued["position"], 1);
+
+    // A clean close releases at once, and the waiter is served.
+    holder.close().await;
+    let granted = expect(waiter.recv().await, "granted");
+    assert_eq!(granted["id"], 7);
+    assert_eq!(granted["resources"][0]["name"], "r0");
+
+    // Release is answered, and the lease is gone.
+    let lease = granted["lease"].clone();
+    waiter
+        .send(json!({"type": "release", "lease": lease}))
+        .await;
+    assert_eq!(expect(waiter.recv().await, "released")["lease"], lease);
+    waiter
+        .send(json!({"type": "release", "lease": lease}))
+        .await;
+    assert_eq!(
+        expect(waiter.recv().await, "error")["code"],
+        "unknown_lease"
+    );
+    waiter.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn all_or_nothing_over_two_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("a", 1), pool("b", 1)])).await;
+
+    let mut holds_b = server.client().await;
+    let b = expect(holds_b.acquire(1, "b").await, "granted");
+
+    // Wants one of each: `a` is free but `b` is not, so it gets nothing and waits.
+    let mut wants_both = server.client().await;
+    wants_both
+        .send(json!({"type": "acquire", "id": "both", "want": [{"pool": "a"}, {"pool": "b"}]}))
+        .await;
+    expect(wants_both.recv().await, "queued");
+    let (_, a) = server.get("/v1/pools/a", None).await;
+    assert_eq!(a["resources"][0]["holders"], json!([]), "{a}");
+    assert_eq!(a["waiting"], 1);
+
+    // Both are granted together once `b` is free.
+    holds_b
+        .send(json!({"type": "release", "lease": b["lease"]}))
+        .await;
+    expect(holds_b.recv().await, "released");
+    let granted = expect(wants_both.recv().await, "granted");
+    assert_eq!(granted["id"], "both");
+    let names: Vec<_> = granted["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["pool"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["a/r0", "b/r0"]);
+
+    // More than exists is refused at once rather than left waiting for ever.
+    wants_both
+        .send(json!({"type": "acquire", "id": 9, "want": [{"pool": "a", "count": 2}]}))
+        .await;
+    let refused = expect(wants_both.recv().await, "error");
+    assert_eq!(refused["code"], "unsatisfiable");
+    assert_eq!(refused["id"], 9);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_frames_are_answered_and_the_connection_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    let mut client = server.client().await;
+
+    client.send_raw(Message::text("this is not JSON")).await;
+    let err = expect(client.recv().await, "error");
+    assert_eq!(err["code"], "bad_request");
+    assert!(
+        err["message"].as_str().unwrap().starts_with("not JSON"),
+        "{err}"
+    );
+
+    client.send(json!({"type": "teleport", "id": 3})).await;
+    let err = expect(client.recv().await, "error");
+    assert_eq!(err["code"], "bad_request");
+    assert_eq!(err["id"], 3);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown message type `teleport`")
+    );
+
+    client.send(json!({"type": "acquire", "id": 4})).await;
+    let err = expect(client.recv().await, "error");
+    assert_eq!(err["id"], 4);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `want`"),
+        "{err}"
+    );
+
+    client.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    let err = expect(client.recv().await, "error");
+    assert_eq!(err["code"], "bad_request");
+    assert!(err["message"].as_str().unwrap().contains("binary"), "{err}");
+
+    client
+        .send(json!({"type": "acquire", "id": 5, "want": [{"pool": "nope"}]}))
+        .await;
+    assert_eq!(expect(client.recv().await, "error")["code"], "unknown_pool");
+
+    // Still the same session, still usable.
+    expect(client.acquire(6, "boards").await, "granted");
+    client.send(json!({"type": "ping"})).await;
+    expect(client.recv().await, "pong");
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+
+    // Exactly at the limit is fine (and answered as the bad request it is).
+    let mut client = server.client().await;
+    let note = "x".repeat(MAX_FRAME_BYTES - 100);
+    let frame = format!(r#"{{"type":"ping","pad":"{note}"}}"#);
+    let frame = format!("{frame}{}", " ".repeat(MAX_FRAME_BYTES - frame.len()));
+    assert_eq!(frame.len(), MAX_FRAME_BYTES);
+    client.send_raw(Message::text(frame)).await;
+    assert_eq!(expect(client.recv().await, "error")["code"], "bad_request");
+
+    // One byte more closes the connection with "message too big".
+    let big = " ".repeat(MAX_FRAME_BYTES + 1);
+    client.send_raw(Message::text(big)).await;
+    assert_eq!(client.ended().await, Ended::Closed(CLOSE_TOO_BIG));
+
+    // The server is fine.
+    let mut other = server.client().await;
+    expect(other.acquire(1, "boards").await, "granted");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tokens_are_checked_before_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), vec![pool("boards", 1)]);
+    cfg.tokens = vec![token("ci", "client-secret", false)];
+    let server = Server::start(cfg).await;
+    let url = server.ws_url();
+
+    for bad in [None, Some("wrong")] {
+        let err = Client::connect(&url, bad).await.err().expect("refused");
+        match err {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                assert_eq!(response.status(), 401);
+            }
+            other => panic!("expected HTTP 401, got {other:?}"),
+        }
+    }
+    let mut client = Client::connect(&url, Some("client-secret")).await.unwrap();
+    expect(client.acquire(1, "boards").await, "granted");
+    // The token may also come as a query parameter.
+    let mut other = Client::connect(&format!("{url}?token=client-secret"), None)
+        .await
+        .unwrap();
+    expect(other.acquire(2, "boards").await, "queued");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn open_servers_only_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = summoner_server::serve(listener, config(dir.path(), vec![]), async {})
+        .await
+        .unwrap_err();
+    let message = format!("{}", std::error::Error::source(&err).unwrap());
+    assert!(
+        message.starts_with("refusing to listen on 0.0.0.0:"),
+        "{message}"
+    );
+    assert!(message.contains("without a [[token]]"), "{message}");
+    // With a token it is allowed.
+    let mut cfg = config(dir.path(), vec![]);
+    cfg.tokens = vec![token("ci", "s3cret", false)];
+    cfg.listen = "0.0.0.0:7878".parse().unwrap();
+    cfg.check().unwrap();
+}
+
+/// A peer that never reads never answers pings; two intervals later it is dropped, as an
+/// unclean disconnect: its lease waits for the resume grace, then goes to the next in line.
+///
+/// This one runs on the real clock, with short intervals. Under tokio's paused clock the
+/// runtime advances time in the same step that delivers socket readiness, so a pong written
+/// in reply to one ping is seen only after the clock has already jumped to the next deadline,
+/// and a well-behaved peer would look silent too.
+#[tokio::test]
+async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(200);
+    let grace = Duration::from_millis(300);
+    let cfg = ServerConfig {
+        ping_interval: interval,
+        resume_grace: grace,
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+
+    let mut silent = server.client().await;
+    let lease = expect(silent.acquire(1, "boards").await, "granted")["lease"].clone();
+    let started = tokio::time::Instant::now();
+    let mut waiter = server.client().await;
+    expect(waiter.acquire(2, "boards").await, "queued");
+
+    // `silent` stops reading; `waiter` keeps reading (and so answering pings) while it waits.
+    let granted = expect(waiter.recv().await, "granted");
+    let waited = started.elapsed();
+    assert!(
+        waited >= 2 * interval + grace,
+        "dropped after two ping intervals, released after the grace: {waited:?}"
+    );
+    assert_ne!(granted["lease"], lease);
+
+    // The silent client finds its connection closed (1001, "ping timeout"), or, when its
+    // late pongs hit the closed socket first, reset.
+    let ended = silent.ended().await;
+    assert!(
+        matches!(ended, Ended::Closed(1001) | Ended::Dropped),
+        "{ended:?}"
+    );
+    let (_, events) = server.get("/v1/events?limit=1000", None).await;
+    let kinds: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut k = e["type"].as_str().unwrap().to_owned();
+            if let Some(clean) = e.get("clean") {
+                k.push_str(&format!("(clean={clean})"));
+            }
+            if let Some(cause) = e.get("cause") {
+                k.push_str(&format!("({})", cause.as_str().unwrap()));
+            }
+            k
+        })
+        .collect();
+    assert!(
+        kinds.contains(&"session_disconnected(clean=false)".to_owned())
+            && kinds.contains(&"released(grace_expired)".to_owned()),
+        "{kinds:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+/// A connection that drops without a close frame keeps its leases for the grace; a new
+/// connection that names the session takes them over.
+#[tokio::test(start_paused = true)]
+async fn an_unclean_drop_can_resume_within_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pings every minute: the clients of this test do not read while the clock moves.
+    let cfg = ServerConfig {
+        resume_grace: std::time::Duration::from_secs(30),
+        ping_interval: std::time::Duration::from_secs(60),
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+
+    let mut holder = server.client().await;
+    let granted = expect(holder.acquire(1, "boards").await, "granted");
+    let session = holder.session.clone();
+    holder.drop_connection();
+
+    let mut waiter = server.client().await;
+    expect(waiter.acquire(2, "boards").await, "queued");
+
+    // 25 s later (within the grace) the holder is back.
+    tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+    let mut back = server.client().await;
+    back.send(json!({"type": "resume", "session": session}))
+        .await;
+    let resumed = expect(back.recv().await, "resumed");
+    assert_eq!(resumed["session"], session.as_str());
+    assert_eq!(resumed["leases"][0]["lease"], granted["lease"]);
+    assert_eq!(resumed["leases"][0]["resources"][0]["name"], "r0");
+
+    // Past the old grace nothing happens to the lease: it is held by a live session again.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    back.send(json!({"type": "ping"})).await;
+    expect(back.recv().await, "pong");
+    let (_, leases) = server.get("/v1/leases", None).await;
+    assert_eq!(leases["leases"].as_array().unwrap().len(), 1);
+    assert_eq!(leases["leases"][0]["connected"], true);
+
+    // The resumed session releases; the waiter (who kept reading) is served.
+    back.send(json!({"type": "release", "lease": granted["lease"]}))
+        .await;
+    expect(back.recv().await, "released");
+    expect(waiter.recv().await, "granted");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_after_the_grace_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pings every minute: the clients of this test do not read while the clock moves.
+    let cfg = ServerConfig {
+        resume_grace: std::time::Duration::from_secs(30),
+        ping_interval: std::time::Duration::from_secs(60),
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+
+    let mut holder = server.client().await;
+    expect(holder.acquire(1, "boards").await, "granted");
+    let session = holder.session.clone();
+    holder.drop_connection();
+
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    let mut late = server.client().await;
+    late.send(json!({"type": "resume", "session": session}))
+        .await;
+    let err = expect(late.recv().await, "error");
+    assert_eq!(err["code"], "unknown_session");
+    // The resource was released when the grace ended.
+    expect(late.acquire(2, "boards").await, "granted");
+    server.stop().await.unwrap();
+}
+
+/// A clean close releases at once: no grace.
+#[tokio::test]
+async fn a_clean_close_releases_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    let mut holder = server.client().await;
+    expect(holder.acquire(1, "boards").await, "granted");
+    let session = holder.session.clone();
+    holder.close().await;
+    let mut other = server.client().await;
+    other
+        .send(json!({"type": "resume", "session": session}))
+        .await;
+    assert_eq!(
+        expect(other.recv().await, "error")["code"],
+        "unknown_session"
+    );
+    expect(other.acquire(2, "boards").await, "granted");
+    server.stop().await.unwrap();
+}
+
+/// A resume while the old connection still looks open (its peer is gone but no ping has
+/// noticed yet): the newest connection wins and the old one is closed with 4001.
+#[tokio::test]
+async fn resuming_a_live_session_closes_the_old_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    let mut old = server.client().await;
+    let granted = expect(old.acquire(1, "boards").await, "granted");
+
+    let mut new = server.client().await;
+    new.send(json!({"type": "resume", "session": old.session}))
+        .await;
+    let resumed = expect(new.recv().await, "resumed");
+    assert_eq!(resumed["leases"][0]["lease"], granted["lease"]);
+    assert_eq!(
+        old.ended().await,
+        Ended::Closed(summoner_server::CLOSE_RESUMED)
+    );
+
+    // The new connection is the session now: it can release, and a later resume of the same
+    // id from yet another connection works again.
+    new.send(json!({"type": "release", "lease": granted["lease"]}))
+        .await;
+    expect(new.recv().await, "released");
+    let mut third = server.client().await;
+    third
+        .send(json!({"type": "resume", "session": old.session}))
+        .await;
+    expect(third.recv().await, "resumed");
+    assert_eq!(
+        new.ended().await,
+        Ended::Closed(summoner_server::CLOSE_RESUMED)
+    );
+    server.stop().await.unwrap();
+}
