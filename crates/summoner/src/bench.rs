@@ -1,0 +1,601 @@
+//! `summoner bench broker`: closed-loop load on a running broker, and an idle-sessions
+//! memory check.
+//!
+//! Each simulated client speaks protocol v1 directly over its own WebSocket (not through
+//! `summoner-client`), so the bench spends as little CPU as possible per cycle: on a
+//! two-core machine the bench and the server share the cores, and every cycle the bench
+//! burns is one the server cannot run.
+//!
+//! A cycle is: send `acquire` (one resource of `--pool`) → receive `granted` → send
+//! `release` → receive `released`. Grant latency is the time from sending the `acquire` to
+//! receiving `granted`; the *wait* is the same time for the requests that were queued
+//! (the server sent `queued` first), which is what fairness is judged on.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use summoner_client::ServerUrl;
+use summoner_protocol::ServerMessage;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::cli::{BenchArgs, BenchBrokerArgs, BenchCommand};
+use crate::lease::{server_url, token};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How many connections are opened at once while setting up: enough to be quick, few enough
+/// not to overflow the server's accept backlog (a dropped SYN costs a 1 s retransmit).
+const CONNECT_CONCURRENCY: usize = 64;
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        BenchCommand::Broker(args) => broker(args),
+    }
+}
+
+fn broker(args: BenchBrokerArgs) -> anyhow::Result<ExitCode> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let nofile = raise_nofile_limit();
+    // Each client needs a socket, plus a few for the runtime and stdio.
+    if nofile < args.clients as u64 + 64 {
+        eprintln!(
+            "summoner: warning: the open-files limit is {nofile}; {} clients need more \
+             (raise the hard limit: ulimit -Hn)",
+            args.clients
+        );
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = server_url(&args.server);
+        let url = ServerUrl::parse(&server)?;
+        let target = Target {
+            url: url.ws().to_owned(),
+            token: token(&args.server),
+        };
+        if args.idle {
+            idle(&args, &url, &target).await
+        } else if args.reconnect {
+            reconnecting(&args, &target).await
+        } else {
+            persistent(&args, &target).await
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets the soft open-files limit to the hard one; returns the limit now in force.
+fn raise_nofile_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
+/// Small buffers: tungstenite zero-fills its whole read buffer (128 KiB by default) before
+/// every read, which for frames of a hundred bytes costs more than everything else the bench
+/// does; and 10,000 idle connections would hold a gigabyte of buffers.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+}
+
+/// Connects and reads `welcome`.
+async fn connect(target: &Target) -> Result<Ws, String> {
+    let mut request = target
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    if let Some(token) = &target.token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true)
+            .await
+            .map_err(|e| e.to_string())?;
+    match next_message(&mut ws).await? {
+        ServerMessage::Welcome(_) => Ok(ws),
+        other => Err(format!("expected `welcome`, got {}", other.to_json())),
+    }
+}
+
+async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return ServerMessage::parse(text.as_str()).map_err(|e| e.to_string());
+            }
+            Some(Ok(Message::Close(_))) | None => return Err("connection closed".into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// What one cycle measured.
+struct Cycle {
+    grant: Duration,
+    queued: bool,
+}
+
+/// One acquire → granted → release → released on an open connection.
+async fn cycle(ws: &mut Ws, id: u64, acquire_tail: &str) -> Result<Cycle, String> {
+    let frame = format!(r#"{{"type":"acquire","id":{id},{acquire_tail}"#);
+    let sent = Instant::now();
+    ws.send(Message::text(frame))
+        .await
+        .map_err(|e: tungstenite::Error| e.to_string())?;
+    let mut queued = false;
+    let (lease, grant) = loop {
+        match next_message(ws).await? {
+            ServerMessage::Granted(grant) => break (grant.lease, sent.elapsed()),
+            ServerMessage::Queued(_) => queued = true,
+            ServerMessage::Error(e) => return Err(format!("{}: {}", e.code, e.message)),
+            _ => {}
+        }
+    };
+    let release = format!(
+        r#"{{"type":"release","lease":{}}}"#,
+        serde_json::Value::String(lease.0)
+    );
+    ws.send(Message::text(release))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match next_message(ws).await? {
+            ServerMessage::Released(_) => break,
+            ServerMessage::Error(e) => return Err(format!("{}: {}", e.code, e.message)),
+            _ => {}
+        }
+    }
+    Ok(Cycle { grant, queued })
+}
+
+/// Samples of one client, merged at the end.
+#[derive(Default)]
+struct Samples {
+    cycles: u64,
+    /// Grant latency of every cycle, in microseconds.
+    grant_us: Vec<u32>,
+    /// Grant latency of the queued requests, in microseconds.
+    wait_us: Vec<u32>,
+    /// Connection attempts that failed (refused, reset, no `welcome`).
+    failed_connections: u64,
+    /// Cycles that failed after the connection was up.
+    errors: u64,
+    last_error: Option<String>,
+}
+
+impl Samples {
+    fn record(&mut self, cycle: &Cycle) {
+        let us = u32::try_from(cycle.grant.as_micros()).unwrap_or(u32::MAX);
+        self.cycles += 1;
+        self.grant_us.push(us);
+        if cycle.queued {
+            self.wait_us.push(us);
+        }
+    }
+
+    fn merge(&mut self, other: Samples) {
+        self.cycles += other.cycles;
+        self.grant_us.extend(other.grant_us);
+        self.wait_us.extend(other.wait_us);
+        self.failed_connections += other.failed_connections;
+        self.errors += other.errors;
+        if other.last_error.is_some() {
+            self.last_error = other.last_error;
+        }
+    }
+}
+
+/// `"want":[{"pool":P}]}`: the end of every acquire frame.
+fn acquire_tail(pool: &str) -> String {
+    format!(
+        r#""want":[{{"pool":{}}}]}}"#,
+        serde_json::Value::String(pool.to_owned())
+    )
+}
+
+/// N clients on persistent connections, each cycling until the deadline.
+async fn persistent(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()> {
+    println!(
+        "summoner bench broker: {} clients on persistent connections, pool `{}`, {}",
+        args.clients,
+        args.pool,
+        humantime::format_duration(args.duration)
+    );
+    let (conns, failed, took) = connect_all(args.clients, target).await;
+    println!(
+        "connected: {} in {:.2}s; refused or failed: {failed}",
+        conns.len(),
+        took.as_secs_f64()
+    );
+    if conns.is_empty() {
+        bail!("no client could connect to {}", target.url);
+    }
+    let tail = Arc::new(acquire_tail(&args.pool));
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut tasks = Vec::with_capacity(conns.len());
+    for mut ws in conns {
+        let tail = tail.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            let mut id = 0u64;
+            while Instant::now() < deadline {
+                id += 1;
+                match cycle(&mut ws, id, &tail).await {
+                    Ok(c) => samples.record(&c),
+                    Err(e) => {
+                        samples.errors += 1;
+                        samples.last_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+            samples
+        }));
+    }
+    let mut all = Samples {
+        failed_connections: failed,
+        ..Samples::default()
+    };
+    for task in tasks {
+        all.merge(task.await.context("a client task panicked")?);
+    }
+    report(&all, start.elapsed());
+    Ok(())
+}
+
+/// N clients, each opening a new connection for every cycle (the article's usage).
+async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()> {
+    println!(
+        "summoner bench broker: {} clients, one connection per cycle, pool `{}`, {}",
+        args.clients,
+        args.pool,
+        humantime::format_duration(args.duration)
+    );
+    let tail = Arc::new(acquire_tail(&args.pool));
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut tasks = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        let tail = tail.clone();
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            while Instant::now() < deadline {
+                let mut ws = match connect(&target).await {
+                    Ok(ws) => ws,
+                    Err(e) => {
+                        samples.failed_connections += 1;
+                        samples.last_error = Some(e);
+                        // Do not spin on a server that refuses everything.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                match cycle(&mut ws, 1, &tail).await {
+                    Ok(c) => samples.record(&c),
+                    Err(e) => {
+                        samples.errors += 1;
+                        samples.last_error = Some(e);
+                    }
+                }
+                let _ = ws.close(None).await;
+                // Read the server's close so the connection is really done before the next.
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::default();
+    for task in tasks {
+        all.merge(task.await.context("a client task panicked")?);
+    }
+    report(&all, start.elapsed());
+    Ok(())
+}
+
+/// Opens `n` connections, a bounded number at a time.
+async fn connect_all(n: usize, target: &Target) -> (Vec<Ws>, u64, Duration) {
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let gate = gate.clone();
+        let target = target.clone();
+        let failed = failed.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.expect("the semaphore is never closed");
+            match connect(&target).await {
+                Ok(ws) => Some(ws),
+                Err(e) => {
+                    if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("summoner: first failed connection: {e}");
+                    }
+                    None
+                }
+            }
+        }));
+    }
+    let mut conns = Vec::with_capacity(n);
+    for task in tasks {
+        if let Ok(Some(ws)) = task.await {
+            conns.push(ws);
+        }
+    }
+    (conns, failed.load(Ordering::Relaxed), started.elapsed())
+}
+
+/// The value at quantile `q` of sorted samples.
+fn quantile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(us: u32) -> String {
+    format!("{:.2} ms", f64::from(us) / 1000.0)
+}
+
+/// `52,300`: thousands separated, for rates people compare at a glance.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn report(samples: &Samples, elapsed: Duration) {
+    let mut grant = samples.grant_us.clone();
+    grant.sort_unstable();
+    let mut wait = samples.wait_us.clone();
+    wait.sort_unstable();
+    let rate = samples.cycles as f64 / elapsed.as_secs_f64();
+    println!(
+        "cycles: {} in {:.2}s = {} cycles/s",
+        thousands(samples.cycles),
+        elapsed.as_secs_f64(),
+        thousands(rate.round() as u64)
+    );
+    println!(
+        "grant latency: p50 {}  p99 {}  max {}",
+        ms(quantile(&grant, 0.5)),
+        ms(quantile(&grant, 0.99)),
+        ms(grant.last().copied().unwrap_or(0))
+    );
+    if wait.is_empty() {
+        println!("wait: no request was queued");
+    } else {
+        let p50 = quantile(&wait, 0.5);
+        let p99 = quantile(&wait, 0.99);
+        println!(
+            "wait ({} queued, {:.0}% of cycles): p50 {}  p99 {}  max {}  p99/p50 {:.2}",
+            thousands(wait.len() as u64),
+            100.0 * wait.len() as f64 / samples.cycles.max(1) as f64,
+            ms(p50),
+            ms(p99),
+            ms(wait.last().copied().unwrap_or(0)),
+            f64::from(p99) / f64::from(p50.max(1))
+        );
+    }
+    println!(
+        "refused or failed connections: {}; failed cycles: {}",
+        samples.failed_connections, samples.errors
+    );
+    if let Some(e) = &samples.last_error {
+        println!("last error: {e}");
+    }
+}
+
+/// N sessions that just hold (and, with --hold, one lease each); then memory is reported.
+async fn idle(args: &BenchBrokerArgs, url: &ServerUrl, target: &Target) -> anyhow::Result<()> {
+    println!(
+        "summoner bench broker --idle: {} sessions{}",
+        args.clients,
+        if args.hold {
+            format!(", each holding one lease of `{}`", args.pool)
+        } else {
+            String::new()
+        }
+    );
+    let server_before = server_rss(args, url, target).await;
+    let (conns, failed, took) = connect_all(args.clients, target).await;
+    println!(
+        "connected: {} in {:.2}s; refused or failed: {failed}",
+        conns.len(),
+        took.as_secs_f64()
+    );
+    let tail = acquire_tail(&args.pool);
+    let mut held = Vec::with_capacity(conns.len());
+    let mut lease_errors = 0u64;
+    for (i, mut ws) in conns.into_iter().enumerate() {
+        if args.hold {
+            let frame = format!(r#"{{"type":"acquire","id":{i},{tail}"#);
+            if ws.send(Message::text(frame)).await.is_err() {
+                lease_errors += 1;
+                continue;
+            }
+        }
+        held.push(ws);
+    }
+    if args.hold {
+        for ws in &mut held {
+            loop {
+                match next_message(ws).await {
+                    Ok(ServerMessage::Granted(_)) => break,
+                    Ok(ServerMessage::Queued(_)) | Ok(_) => continue,
+                    Err(_) => {
+                        lease_errors += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Keep reading, so pings are answered while we measure.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::with_capacity(held.len());
+    for mut ws in held {
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = async { while let Some(Ok(_)) = ws.next().await {} } => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            let _ = ws.close(None).await;
+        }));
+    }
+    let sessions = tasks.len();
+    if args.hold {
+        println!(
+            "leases held: {}; failed: {lease_errors}",
+            sessions as u64 - lease_errors.min(sessions as u64)
+        );
+    }
+    // Let the server settle (allocations of the last connections, one ping round).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let server_after = server_rss(args, url, target).await;
+    let client = rss_of("self");
+    match (server_before, server_after) {
+        (Some(before), Some(after)) => println!(
+            "server RSS: {} MiB with {sessions} sessions ({} MiB before, {:.1} KiB per session)",
+            mib(after),
+            mib(before),
+            (after.saturating_sub(before)) as f64 / 1024.0 / sessions.max(1) as f64
+        ),
+        (_, Some(after)) => println!("server RSS: {} MiB with {sessions} sessions", mib(after)),
+        _ => println!(
+            "server RSS: unknown (pass --server-pid, or use a server whose /metrics has \
+             process_resident_memory_bytes)"
+        ),
+    }
+    if let Some(client) = client {
+        println!("bench RSS: {} MiB", mib(client));
+    }
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1024.0 / 1024.0)
+}
+
+/// The server's resident memory: from /proc with --server-pid, else from its /metrics.
+async fn server_rss(args: &BenchBrokerArgs, url: &ServerUrl, target: &Target) -> Option<u64> {
+    if let Some(pid) = args.server_pid {
+        return rss_of(&pid.to_string());
+    }
+    let metrics = format!("{}/metrics", url.http());
+    let token = target.token.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut request = ureq::get(&metrics);
+        if let Some(token) = &token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let text = request.call().ok()?.body_mut().read_to_string().ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// VmRSS of `/proc/<pid>/status`, in bytes.
+fn rss_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 51);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&v, 1.0), 100);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn rates_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(52_300), "52,300");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn acquire_frames_are_valid_protocol() {
+        let frame = format!(r#"{{"type":"acquire","id":3,{}"#, acquire_tail("po\"rts"));
+        let msg = summoner_protocol::ClientMessage::parse(&frame).unwrap();
+        let summoner_protocol::ClientMessage::Acquire(a) = msg else {
+            panic!("{frame}")
+        };
+        assert_eq!(a.want[0].pool, "po\"rts");
+    }
+}

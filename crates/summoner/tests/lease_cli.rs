@@ -1,0 +1,478 @@
+//! `summoner lease` and `summoner status` end to end: the real binary against a real
+//! `summoner serve` on a free port with a temporary data directory.
+//!
+//! Waiting is always on an event (a line on stdout or stderr, a process exit), bounded by a
+//! generous deadline that only matters when something is broken.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a broken test may hang before it fails instead.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn summoner() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_summoner"));
+    cmd.env_remove("SUMMONER_SERVER")
+        .env_remove("SUMMONER_TOKEN")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Forwards a stream's lines to a channel (and to the test's output, for failures).
+fn lines(stream: impl std::io::Read + Send + 'static, tag: &'static str) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[{tag}] {line}");
+            if tx.send(line).is_err() {
+                // Nobody listens any more; keep draining so the process never blocks.
+                continue;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_line(rx: &Receiver<String>, needle: &str) -> Vec<String> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let left = DEADLINE.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line containing {needle:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Waits for a child to exit, killing it if the deadline passes.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the process did not exit");
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// `summoner serve` on a free port (it binds port 0 and prints the address it got).
+struct Serve {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+    _logs: Receiver<String>,
+}
+
+/// A pool `boards` with one board, and the default 100 ports.
+const CONFIG: &str = r#"
+[[pool]]
+name = "boards"
+[[pool.resource]]
+name = "rpi-1"
+labels = { arch = "arm64" }
+props = { serial = "/dev/ttyUSB0", ip = "10.0.0.5" }
+[[pool]]
+name = "ports"
+range = { from = 20000, to = 20099, prop = "port" }
+"#;
+
+impl Serve {
+    fn start() -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("summoner.toml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let mut child = summoner()
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = lines(child.stderr.take().unwrap(), "serve");
+        let seen = wait_for_line(&logs, "serving on http://");
+        let line = seen.last().unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .to_owned();
+        Serve {
+            child,
+            url,
+            _dir: dir,
+            _logs: logs,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = summoner();
+        cmd.env("SUMMONER_SERVER", &self.url);
+        cmd
+    }
+
+    /// `summoner status --json`, parsed.
+    fn status(&self) -> serde_json::Value {
+        let out = self.cmd().args(["status", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `summoner lease SPEC...` without a command: holds the lease until its stdin closes.
+struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    grant: serde_json::Value,
+    _stderr: Receiver<String>,
+}
+
+impl Holder {
+    fn start(serve: &Serve, args: &[&str]) -> Holder {
+        let mut child = serve
+            .cmd()
+            .arg("lease")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let out = lines(child.stdout.take().unwrap(), "holder stdout");
+        let stderr = lines(child.stderr.take().unwrap(), "holder stderr");
+        // The grant is pretty-printed JSON: it ends with a lone `}`.
+        let mut text = String::new();
+        loop {
+            let line = out
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("no grant on stdout; saw {text}"));
+            text.push_str(&line);
+            text.push('\n');
+            if line == "}" {
+                break;
+            }
+        }
+        let grant = serde_json::from_str(&text).unwrap();
+        Holder {
+            child,
+            stdin,
+            grant,
+            _stderr: stderr,
+        }
+    }
+
+    fn lease_id(&self) -> String {
+        self.grant["lease"].as_str().unwrap().to_owned()
+    }
+
+    /// Closes stdin: the holder releases and exits.
+    fn close(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        wait_exit(&mut self.child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn lease_runs_the_command_with_the_resources_in_its_environment() {
+    let serve = Serve::start();
+    let out = serve
+        .cmd()
+        .args(["lease", "ports:2", "boards", "--", "sh", "-c"])
+        .arg("env | grep '^SUMMONER_' | sort; echo ---; cat \"$SUMMONER_LEASE_FILE\"")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (env, file) = text.split_once("---\n").unwrap();
+    for var in [
+        "SUMMONER_PORTS_0_NAME=20000",
+        "SUMMONER_PORTS_0_PORT=20000",
+        "SUMMONER_PORTS_1_NAME=20001",
+        "SUMMONER_PORTS_1_PORT=20001",
+        "SUMMONER_PORTS_NAME=20000",
+        "SUMMONER_PORTS_PORT=20000",
+        "SUMMONER_BOARDS_0_NAME=rpi-1",
+        "SUMMONER_BOARDS_0_SERIAL=/dev/ttyUSB0",
+        "SUMMONER_BOARDS_0_IP=10.0.0.5",
+        "SUMMONER_BOARDS_SERIAL=/dev/ttyUSB0",
+    ] {
+        assert!(env.lines().any(|l| l == var), "{var} missing in:\n{env}");
+    }
+    let path = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SUMMONER_LEASE_FILE="))
+        .unwrap();
+    let grant: serde_json::Value = serde_json::from_str(file).unwrap();
+    assert_eq!(grant["resources"][0]["props"]["port"], 20000);
+    assert_eq!(grant["resources"][2]["name"], "rpi-1");
+    assert_eq!(grant["server"], serve.url.as_str());
+    assert!(!Path::new(path).exists(), "the lease file is removed");
+    assert!(stderr(&out).contains("leased ports/20000, ports/20001, boards/rpi-1"));
+    // Released: everything is free again.
+    assert_eq!(serve.status()["leases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn lease_passes_the_exit_code_through() {
+    let serve = Serve::start();
+    let out = serve
+        .cmd()
+        .args(["lease", "ports", "--", "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    // Killed by a signal: 128 + N, as shells report it.
+    let out = serve
+        .cmd()
+        .args(["lease", "ports", "--", "sh", "-c", "kill -TERM $$"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    // A command that does not exist: 127, as in shells.
+    let out = serve
+        .cmd()
+        .args(["lease", "ports", "--", "no-such-command-anywhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot run `no-such-command-anywhere`"));
+    assert_eq!(serve.status()["leases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn lease_without_a_command_prints_json_and_holds_until_stdin_closes() {
+    let serve = Serve::start();
+    let holder = Holder::start(&serve, &["boards,arch=arm64", "--note", "held by a test"]);
+    assert_eq!(holder.grant["resources"][0]["name"], "rpi-1");
+    assert_eq!(
+        holder.grant["resources"][0]["props"]["serial"],
+        "/dev/ttyUSB0"
+    );
+    let id = holder.lease_id();
+
+    let status = serve.status();
+    let leases = status["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0]["lease"], id.as_str());
+    assert_eq!(leases[0]["note"], "held by a test");
+
+    assert!(holder.close().success());
+    assert_eq!(serve.status()["leases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_held_pool_makes_a_short_wait_time_out() {
+    let serve = Serve::start();
+    let holder = Holder::start(&serve, &["boards"]);
+    let start = Instant::now();
+    let out = serve
+        .cmd()
+        .args(["lease", "--wait", "200ms", "boards", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("summoner: error: cannot lease boards: timed out: no grant within"),
+        "{err}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    assert!(holder.close().success());
+}
+
+#[test]
+fn a_waiting_lease_shows_its_position_and_gets_the_resource_when_freed() {
+    let serve = Serve::start();
+    let holder = Holder::start(&serve, &["boards"]);
+    let mut waiter = serve
+        .cmd()
+        .args(["lease", "boards", "--", "sh", "-c"])
+        .arg("echo got $SUMMONER_BOARDS_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(waiter.stderr.take().unwrap(), "waiter stderr");
+    let out = lines(waiter.stdout.take().unwrap(), "waiter stdout");
+    wait_for_line(&err, "waiting: position 1 in the queue");
+    assert!(holder.close().success());
+    wait_for_line(&out, "got rpi-1");
+    assert!(wait_exit(&mut waiter).success());
+}
+
+#[test]
+fn status_shows_the_holder_and_the_queue() {
+    let serve = Serve::start();
+    let holder = Holder::start(&serve, &["boards", "--note", "nightly run"]);
+    let mut waiter = serve
+        .cmd()
+        .args(["lease", "boards", "--note", "next in line", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(waiter.stderr.take().unwrap(), "waiter stderr");
+    wait_for_line(&err, "waiting: position 1");
+
+    let out = serve.cmd().arg("status").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("boards") && l.contains("rpi-1"))
+        .unwrap_or_else(|| panic!("no row for rpi-1 in\n{text}"));
+    assert!(row.contains("held"), "{row}");
+    assert!(row.contains(&holder.lease_id()), "{row}");
+    assert!(row.contains("nightly run"), "{row}");
+    assert!(row.contains("arch=arm64"), "{row}");
+    // The ports are summarised in one row.
+    assert!(text.contains("20000 … 20099"), "{text}");
+    let queued = text
+        .lines()
+        .find(|l| l.contains("next in line"))
+        .unwrap_or_else(|| panic!("no queue row in\n{text}"));
+    assert!(queued.starts_with('1'), "{queued}");
+    assert!(queued.contains("boards"), "{queued}");
+
+    assert!(holder.close().success());
+    assert!(wait_exit(&mut waiter).success());
+}
+
+#[test]
+fn sigterm_reaches_the_command_and_the_lease_is_released() {
+    let serve = Serve::start();
+    let mut child = serve
+        .cmd()
+        .args(["lease", "boards", "--", "sleep", "100"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap(), "lease stderr");
+    wait_for_line(&err, "leased boards/rpi-1");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(serve.status()["leases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn sigint_while_waiting_withdraws_the_request() {
+    let serve = Serve::start();
+    let holder = Holder::start(&serve, &["boards"]);
+    let mut child = serve
+        .cmd()
+        .args(["lease", "boards", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap(), "lease stderr");
+    wait_for_line(&err, "waiting: position 1");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    assert_eq!(serve.status()["queue"].as_array().unwrap().len(), 0);
+    drop(holder);
+}
+
+#[test]
+fn no_server_is_a_clear_error_naming_the_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = summoner()
+        .args(["lease", "--server", &url, "ports", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot connect to the summoner server at {url}")),
+        "{err}"
+    );
+    let out = summoner()
+        .env("SUMMONER_SERVER", &url)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+}
+
+#[test]
+fn a_bad_spec_is_a_usage_error() {
+    let out = summoner().args(["lease", "ports:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at least 1"), "{}", stderr(&out));
+    let out = summoner().arg("lease").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unknown_pool_or_too_much_fails_at_once() {
+    let serve = Serve::start();
+    let out = serve
+        .cmd()
+        .args(["lease", "gpus", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown pool `gpus`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = serve
+        .cmd()
+        .args(["lease", "boards:2", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unsatisfiable"), "{}", stderr(&out));
+}
