@@ -7,16 +7,16 @@
 //! something is broken. Needs `python3` with `websockets` (`python3 -m pip install
 //! 'websockets>=13'`).
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use common::*;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::Receiver;
 
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// `summoner serve` on a free port.
 struct ServeProcess {
@@ -151,33 +151,6 @@ impl Drop for PyClient {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn lines(stream: impl std::io::Read + Send + 'static, name: &str) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let name = name.to_owned();
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[{name}] {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &Receiver<String>, want: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(DEADLINE.saturating_sub(start.elapsed())) {
-            Ok(line) if want(&line) => return line,
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("the expected line did not come; saw {seen:#?}"),
-        }
     }
 }
 

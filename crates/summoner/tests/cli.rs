@@ -3,22 +3,15 @@
 //! Waiting is always on an event (a line on stderr, a process exit), bounded by a generous
 //! deadline that only matters when something is broken.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::*;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// How long a broken test may hang before it fails instead.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn summoner() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_summoner"));
-    cmd.env_remove("NO_COLOR").stdin(Stdio::null());
-    cmd
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -36,10 +29,6 @@ fn write_spec(dir: &Path, text: &str) -> PathBuf {
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("summoner runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A TCP server in python3 that listens on `port` and accepts forever.
@@ -92,40 +81,6 @@ fn spawn_up(file: &Path) -> KillOnDrop {
             .spawn()
             .unwrap(),
     )
-}
-
-/// Streams a child's stderr lines to a channel so a test can wait for a given line.
-fn stderr_lines(child: &mut Child) -> Receiver<String> {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[summoner] {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for_line(rx: &Receiver<String>, needle: &str) -> Vec<String> {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let left = DEADLINE.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no line containing {needle:?}; saw {seen:#?}"),
-        }
-    }
 }
 
 fn read_pids(path: &Path) -> Vec<i32> {
@@ -217,50 +172,6 @@ fn up_reports_a_service_that_exits_before_it_is_ready() {
     assert!(err.contains("\"flaky\""), "{err}");
     assert!(err.contains("exit code 3"), "{err}");
     assert!(err.contains("fatal: bad config"), "{err}");
-}
-
-/// `summoner serve` on a free port with a temporary data directory; killed on drop.
-struct Serve {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-    _logs: Receiver<String>,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = summoner()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = stderr_lines(&mut child);
-        let seen = wait_for_line(&logs, "serving on http://");
-        let url = seen
-            .last()
-            .unwrap()
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_owned();
-        Serve {
-            child,
-            url,
-            _dir: dir,
-            _logs: logs,
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

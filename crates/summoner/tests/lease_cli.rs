@@ -4,58 +4,15 @@
 //! Waiting is always on an event (a line on stdout or stderr, a process exit), bounded by a
 //! generous deadline that only matters when something is broken.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::*;
+
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// How long a broken test may hang before it fails instead.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn summoner() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_summoner"));
-    cmd.env_remove("SUMMONER_SERVER")
-        .env_remove("SUMMONER_TOKEN")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Forwards a stream's lines to a channel (and to the test's output, for failures).
-fn lines(stream: impl std::io::Read + Send + 'static, tag: &'static str) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[{tag}] {line}");
-            if tx.send(line).is_err() {
-                // Nobody listens any more; keep draining so the process never blocks.
-                continue;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for_line(rx: &Receiver<String>, needle: &str) -> Vec<String> {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let left = DEADLINE.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no line containing {needle:?}; saw {seen:#?}"),
-        }
-    }
-}
 
 /// Waits for a child to exit, killing it if the deadline passes.
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
@@ -74,14 +31,6 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-/// `summoner serve` on a free port (it binds port 0 and prints the address it got).
-struct Serve {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-    _logs: Receiver<String>,
-}
-
 /// A pool `boards` with one board, and the default 100 ports.
 const CONFIG: &str = r#"
 [[pool]]
@@ -95,36 +44,18 @@ name = "ports"
 range = { from = 20000, to = 20099, prop = "port" }
 "#;
 
-impl Serve {
-    fn start() -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("summoner.toml");
-        std::fs::write(&config, CONFIG).unwrap();
-        let mut child = summoner()
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = lines(child.stderr.take().unwrap(), "serve");
-        let seen = wait_for_line(&logs, "serving on http://");
-        let line = seen.last().unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_owned();
-        Serve {
-            child,
-            url,
-            _dir: dir,
-            _logs: logs,
-        }
-    }
+/// The test's own `summoner serve`, with `CONFIG`.
+fn serve() -> Serve {
+    Serve::with_config(CONFIG)
+}
 
+/// Commands aimed at one server.
+trait ServeExt {
+    fn cmd(&self) -> Command;
+    fn status(&self) -> serde_json::Value;
+}
+
+impl ServeExt for Serve {
     fn cmd(&self) -> Command {
         let mut cmd = summoner();
         cmd.env("SUMMONER_SERVER", &self.url);
@@ -137,22 +68,6 @@ impl Serve {
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `summoner lease SPEC...` without a command: holds the lease until its stdin closes.
@@ -218,7 +133,7 @@ impl Drop for Holder {
 
 #[test]
 fn lease_runs_the_command_with_the_resources_in_its_environment() {
-    let serve = Serve::start();
+    let serve = serve();
     let out = serve
         .cmd()
         .args(["lease", "ports:2", "boards", "--", "sh", "-c"])
@@ -258,7 +173,7 @@ fn lease_runs_the_command_with_the_resources_in_its_environment() {
 
 #[test]
 fn lease_passes_the_exit_code_through() {
-    let serve = Serve::start();
+    let serve = serve();
     let out = serve
         .cmd()
         .args(["lease", "ports", "--", "sh", "-c", "exit 7"])
@@ -285,7 +200,7 @@ fn lease_passes_the_exit_code_through() {
 
 #[test]
 fn lease_without_a_command_prints_json_and_holds_until_stdin_closes() {
-    let serve = Serve::start();
+    let serve = serve();
     let holder = Holder::start(&serve, &["boards,arch=arm64", "--note", "held by a test"]);
     assert_eq!(holder.grant["resources"][0]["name"], "rpi-1");
     assert_eq!(
@@ -306,7 +221,7 @@ fn lease_without_a_command_prints_json_and_holds_until_stdin_closes() {
 
 #[test]
 fn a_held_pool_makes_a_short_wait_time_out() {
-    let serve = Serve::start();
+    let serve = serve();
     let holder = Holder::start(&serve, &["boards"]);
     let start = Instant::now();
     let out = serve
@@ -326,7 +241,7 @@ fn a_held_pool_makes_a_short_wait_time_out() {
 
 #[test]
 fn a_waiting_lease_shows_its_position_and_gets_the_resource_when_freed() {
-    let serve = Serve::start();
+    let serve = serve();
     let holder = Holder::start(&serve, &["boards"]);
     let mut waiter = serve
         .cmd()
@@ -346,7 +261,7 @@ fn a_waiting_lease_shows_its_position_and_gets_the_resource_when_freed() {
 
 #[test]
 fn status_shows_the_holder_and_the_queue() {
-    let serve = Serve::start();
+    let serve = serve();
     let holder = Holder::start(&serve, &["boards", "--note", "nightly run"]);
     let mut waiter = serve
         .cmd()
@@ -383,7 +298,7 @@ fn status_shows_the_holder_and_the_queue() {
 
 #[test]
 fn sigterm_reaches_the_command_and_the_lease_is_released() {
-    let serve = Serve::start();
+    let serve = serve();
     let mut child = serve
         .cmd()
         .args(["lease", "boards", "--", "sleep", "100"])
@@ -401,7 +316,7 @@ fn sigterm_reaches_the_command_and_the_lease_is_released() {
 
 #[test]
 fn sigint_while_waiting_withdraws_the_request() {
-    let serve = Serve::start();
+    let serve = serve();
     let holder = Holder::start(&serve, &["boards"]);
     let mut child = serve
         .cmd()
@@ -456,7 +371,7 @@ fn a_bad_spec_is_a_usage_error() {
 
 #[test]
 fn an_unknown_pool_or_too_much_fails_at_once() {
-    let serve = Serve::start();
+    let serve = serve();
     let out = serve
         .cmd()
         .args(["lease", "gpus", "--", "true"])
