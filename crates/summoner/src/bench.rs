@@ -47,7 +47,7 @@ fn broker(args: BenchBrokerArgs) -> anyhow::Result<ExitCode> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
-    let nofile = raise_nofile_limit();
+    let nofile = crate::limits::raise_nofile_limit();
     // Each client needs a socket, plus a few for the runtime and stdio.
     if nofile < args.clients as u64 + 64 {
         eprintln!(
@@ -80,30 +80,6 @@ fn broker(args: BenchBrokerArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Sets the soft open-files limit to the hard one; returns the limit now in force.
-fn raise_nofile_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
-        }
-    }
-    limit.rlim_cur
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod console;
 mod lease;
+mod limits;
 mod migrate;
 mod serve;
 mod status;

@@ -30,6 +30,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Again, after the overrides: `--listen 0.0.0.0:7878` needs a token as much as the file's
     // `listen` does.
     config.check().context("invalid configuration")?;
+    let nofile = crate::limits::raise_nofile_limit();
+    if nofile < 4096 {
+        say(&format!(
+            "warning: the open-files limit is {nofile} and every session holds one; \
+             raise it (ulimit -Hn) to serve more sessions"
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
