@@ -12,7 +12,21 @@
 //! targets assume ("bench and server together"). `--idle N` instead opens N sessions that
 //! each hold a lease and prints the process's resident memory.
 //!
+//! `--serve ADDR` runs only the server (as `summoner serve` would, until Ctrl-C), and
+//! `--url ws://ADDR/v1/lease --server-pid PID` loads it from another process and also prints
+//! the server's CPU time (utime + stime from `/proc/PID/stat`) per cycle over the measured
+//! window:
+//!
+//! ```text
+//! load --serve 127.0.0.1:7979 --sync full &
+//! load --url ws://127.0.0.1:7979/v1/lease --server-pid $! --clients 1000 --secs 10
+//! ```
+//!
 //! This is a measuring aid, not the benchmark command (`summoner bench broker`).
+
+/// The same allocator as the `summoner` binary, so the figures match `summoner serve`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +49,10 @@ struct Args {
     url: Option<String>,
     /// The pool to lease from on an external server.
     pool: String,
+    /// Serve on this address instead, until Ctrl-C.
+    serve: Option<String>,
+    /// The external server's process, to read its CPU time.
+    server_pid: Option<u32>,
 }
 
 fn args() -> Args {
@@ -47,6 +65,8 @@ fn args() -> Args {
         idle: None,
         url: None,
         pool: "load".into(),
+        serve: None,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +79,8 @@ fn args() -> Args {
             "--idle" => args.idle = Some(value().parse().unwrap()),
             "--url" => args.url = Some(value()),
             "--pool" => args.pool = value(),
+            "--serve" => args.serve = Some(value()),
+            "--server-pid" => args.server_pid = Some(value().parse().unwrap()),
             "--sync" => {
                 args.sync = match value().as_str() {
                     "full" => SyncMode::Full,
@@ -105,8 +127,21 @@ async fn run(args: Args) {
         pools: vec![pool],
         ..ServerConfig::default()
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bind = args.serve.as_deref().unwrap_or("127.0.0.1:0");
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
+    if args.serve.is_some() {
+        println!(
+            "serving on ws://{addr}/v1/lease (pid {})",
+            std::process::id()
+        );
+        serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .unwrap();
+        return;
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, config, async move {
         let _ = stopped.await;
@@ -187,12 +222,20 @@ async fn cycles(url: &str, args: &Args) {
     connected.wait().await;
     // A second of warm-up, then the measured window.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = (
+        args.server_pid.map(cpu_ticks),
+        cpu_ticks(std::process::id()),
+    );
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.secs)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let cycles = total.load(Ordering::Relaxed);
+    let cpu_after = (
+        args.server_pid.map(cpu_ticks),
+        cpu_ticks(std::process::id()),
+    );
     running.store(false, Ordering::Relaxed);
     let mut all: Vec<u32> = Vec::new();
     for task in tasks {
@@ -213,6 +256,54 @@ async fn cycles(url: &str, args: &Args) {
         pct(0.99),
         all.last().map_or(0.0, |&us| f64::from(us) / 1000.0),
     );
+    // Clock ticks are 10 ms (USER_HZ = 100 on Linux).
+    let per_cycle = |before: u64, after: u64| (after - before) as f64 * 10_000.0 / cycles as f64;
+    if let Some((before, after)) = cpu_before.0.zip(cpu_after.0) {
+        print!(
+            "  server CPU {:.1} us/cycle ({:.0} % of a core; ",
+            per_cycle(before.0, after.0),
+            (after.0 - before.0) as f64 / elapsed.as_secs_f64()
+        );
+        for (name, ticks) in &after.1 {
+            let earlier = before
+                .1
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, t)| *t);
+            print!("{name} {:.1} ", per_cycle(earlier, *ticks));
+        }
+        print!("), ");
+    }
+    println!(
+        "bench CPU {:.1} us/cycle",
+        per_cycle(cpu_before.1.0, cpu_after.1.0)
+    );
+}
+
+/// utime + stime of a process, in clock ticks, and the same per thread name.
+fn cpu_ticks(pid: u32) -> (u64, Vec<(String, u64)>) {
+    let total = stat_ticks(&format!("/proc/{pid}/stat")).1;
+    let mut threads: Vec<(String, u64)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let (name, ticks) = stat_ticks(&format!("{}/stat", task.unwrap().path().display()));
+        match threads.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, sum)) => *sum += ticks,
+            None => threads.push((name, ticks)),
+        }
+    }
+    threads.sort();
+    (total, threads)
+}
+
+fn stat_ticks(path: &str) -> (String, u64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return (String::new(), 0);
+    };
+    // The command name may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    (stat[open + 1..close].to_owned(), ticks)
 }
 
 async fn idle(url: &str, pool: &str, n: usize, secs: u64) {

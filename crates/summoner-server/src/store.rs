@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -105,7 +106,29 @@ pub async fn open(data_dir: &Path, sync: SyncMode) -> Result<SqliteConnection, S
         path: data_dir.to_owned(),
         source,
     })?;
-    Ok(SqliteConnection::connect_with(&options(data_dir, sync)).await?)
+    // Two servers starting at once on a new directory: while one creates the database and
+    // switches it to WAL, the other's switch can fail at once with SQLITE_BUSY (SQLite does
+    // not call the busy handler there), so it is retried here, for as long as a busy lock
+    // would be waited for.
+    let options = options(data_dir, sync);
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match SqliteConnection::connect_with(&options).await {
+            Err(sqlx::Error::Database(err))
+                if is_busy(&*err) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Whether SQLite said `SQLITE_BUSY` (5, or one of its extended codes).
+fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
+    err.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// Closes a connection, checkpointing the WAL into the database file when it is the last one.
@@ -210,6 +233,14 @@ pub fn unix_ms(time: SystemTime) -> i64 {
 
 /// Appends `events` to the journal, stamped with the current time, in one statement (and so
 /// one transaction). Either all of them are stored or none is.
+///
+/// The statement is a multi-row `INSERT ... SELECT ... FROM (VALUES (?,?,?), ...)`, each row
+/// one event's `seq`, `type` and JSON text, all serialized here. It comes in a few sizes
+/// ([`INSERT_ROWS`]) so that sqlx's statement cache keeps every one of them prepared; a batch
+/// takes the smallest that fits and fills the rows it does not need with NULLs, which the
+/// `WHERE` skips. (Parsing one JSON array with `json_each` instead cost SQLite more than the
+/// inserts themselves.) A batch larger than the largest size, rare, is split into several
+/// statements in one transaction.
 pub async fn append_events(
     conn: &mut SqliteConnection,
     events: &[Event],
@@ -217,19 +248,100 @@ pub async fn append_events(
     if events.is_empty() {
         return Ok(());
     }
-    // The batch travels as one JSON array; SQLite splits it with `json_each` and files each
-    // element under its `seq` and `type`. `value` is the element's JSON text, which SQLite
-    // renders from its parse, keeping numbers as they were written.
-    let json = serde_json::to_string(events).expect("events always serialize");
-    sqlx::query(
-        "INSERT INTO events (seq, at, kind, json)
-         SELECT value ->> '$.seq', ?1, value ->> '$.type', value FROM json_each(?2)",
-    )
-    .bind(unix_ms(SystemTime::now()))
-    .bind(json)
-    .execute(&mut *conn)
-    .await?;
+    let at = unix_ms(SystemTime::now());
+    let rows: Vec<(i64, String)> = events
+        .iter()
+        .map(|event| {
+            let seq = i64::try_from(event.seq).expect("sequence numbers fit in an i64");
+            (
+                seq,
+                serde_json::to_string(event).expect("events always serialize"),
+            )
+        })
+        .collect();
+    let largest = INSERT_ROWS[INSERT_ROWS.len() - 1];
+    if rows.len() <= largest {
+        insert_rows(&mut *conn, at, &rows).await?;
+    } else {
+        let mut tx = conn.begin().await?;
+        for chunk in rows.chunks(largest) {
+            insert_rows(&mut tx, at, chunk).await?;
+        }
+        tx.commit().await?;
+    }
     Ok(())
+}
+
+/// The sizes, in rows, of the journal's `INSERT` statements. Three parameters a row keeps the
+/// largest (12,289 parameters) under SQLite's limit of 32,766.
+const INSERT_ROWS: [usize; 7] = [1, 4, 16, 64, 256, 1024, 4096];
+
+/// The `INSERT` statement for each of [`INSERT_ROWS`].
+static INSERTS: LazyLock<Vec<String>> =
+    LazyLock::new(|| INSERT_ROWS.iter().map(|&rows| insert_sql(rows)).collect());
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (seq, at, kind, json) \
+         SELECT column1, ?, column2, column3 FROM (VALUES ",
+    );
+    // Anonymous parameters, numbered in the order they appear (`at` first): sqlx asks SQLite
+    // for every parameter's name, which for numbered ones (`?NNN`) is a linear search, and
+    // quadratic over a statement.
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?)");
+    }
+    sql.push_str(") WHERE column1 IS NOT NULL");
+    sql
+}
+
+/// Inserts `rows` (at most the largest of [`INSERT_ROWS`]) with one statement.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    at: i64,
+    rows: &[(i64, String)],
+) -> Result<(), StoreError> {
+    let size = INSERT_ROWS
+        .iter()
+        .position(|&size| size >= rows.len())
+        .expect("chunks fit the largest statement");
+    let mut query = sqlx::query(&INSERTS[size]).bind(at);
+    for (seq, json) in rows {
+        query = query.bind(*seq).bind(kind_of(json)).bind(json.as_str());
+    }
+    for _ in rows.len()..INSERT_ROWS[size] {
+        query = query.bind(None::<i64>).bind(None::<i64>).bind(None::<i64>);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The `type` of a serialized [`Event`]. serde writes `seq` first and then the kind's tag,
+/// so the first `,"type":"` is the tag's (`seq` is a number); anything else falls back to
+/// parsing the event.
+fn kind_of(json: &str) -> std::borrow::Cow<'_, str> {
+    let fast = json
+        .strip_prefix(r#"{"seq":"#)
+        .and_then(|rest| rest.split_once(r#","type":""#))
+        .and_then(|(seq, rest)| {
+            seq.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| rest.split_once('"'))
+                .flatten()
+        })
+        .map(|(kind, _)| kind)
+        .filter(|kind| !kind.contains('\\'));
+    match fast {
+        Some(kind) => kind.into(),
+        None => serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|event| event.get("type")?.as_str().map(str::to_owned))
+            .unwrap_or_default()
+            .into(),
+    }
 }
 
 /// Up to `limit` events with a sequence number above `after`, oldest first.
@@ -294,4 +406,88 @@ pub async fn open_in_memory() -> Result<SqliteConnection, StoreError> {
         SqliteConnection::connect_with(&SqliteConnectOptions::from_str("sqlite::memory:")?).await?;
     migrate(&mut conn).await?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use summoner_broker::EventKind;
+    use summoner_protocol::{LeaseId, SessionId};
+
+    use super::*;
+
+    fn connected(seq: u64) -> Event {
+        Event {
+            seq,
+            kind: EventKind::SessionConnected {
+                session: SessionId(format!("s{seq}")),
+            },
+        }
+    }
+
+    fn granted(seq: u64) -> Event {
+        Event {
+            seq,
+            kind: EventKind::Granted {
+                lease: LeaseId(format!("lease-{seq}")),
+                session: SessionId("s".into()),
+                id: "x\",\"type\":\"nope".into(),
+                resources: vec![],
+                waited_ms: 3,
+                note: Some("\"type\":\"nope\"".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn the_kind_is_the_events_type() {
+        for event in [connected(1), granted(u64::from(u32::MAX))] {
+            let json = serde_json::to_string(&event).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(kind_of(&json), value["type"].as_str().unwrap());
+        }
+        assert_eq!(kind_of(r#"{"type":"granted","seq":1}"#), "granted");
+    }
+
+    async fn count(conn: &mut SqliteConnection) -> (i64, i64) {
+        sqlx::query_as("SELECT count(*), count(DISTINCT kind) FROM events")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn batches_of_every_size_are_stored_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(dir.path(), SyncMode::Normal).await.unwrap();
+        migrate(&mut conn).await.unwrap();
+        let mut seq = 0_u64;
+        let mut stored = 0;
+        // Exactly a statement's size, between two sizes, and more than the largest.
+        for n in [1_i64, 4, 5, 300, 4096, 4097, 9000] {
+            let events: Vec<Event> = (0..n)
+                .map(|i| {
+                    seq += 1;
+                    if i % 2 == 0 {
+                        connected(seq)
+                    } else {
+                        granted(seq)
+                    }
+                })
+                .collect();
+            append_events(&mut conn, &events).await.unwrap();
+            stored += n;
+            assert_eq!(count(&mut conn).await.0, stored);
+        }
+        assert_eq!(last_seq(&mut conn).await.unwrap(), seq);
+        let back = events_after(&mut conn, seq - 2, 10).await.unwrap();
+        assert_eq!(back[1].event, granted(seq));
+        assert_eq!(count(&mut conn).await.1, 2);
+        // A duplicate in the last chunk undoes the chunks before it.
+        let events: Vec<Event> = (1..=5000)
+            .map(|i| connected(seq + i))
+            .chain([connected(seq)])
+            .collect();
+        assert!(append_events(&mut conn, &events).await.is_err());
+        assert_eq!(count(&mut conn).await.0, stored);
+    }
 }

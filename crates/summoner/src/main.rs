@@ -16,6 +16,14 @@ mod up;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the broker server allocates and frees a few small
+/// buffers per message (frames, parsed messages, engine outputs, events), often on another
+/// thread than the one that allocated them, and glibc's allocator cost about 15 % of its CPU
+/// (`docs/server.md`, Performance). Chosen here, in the binary, so the library crates leave
+/// the choice to whoever links them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
