@@ -67,8 +67,9 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
-/// `#[serde(with = ...)]` for `Duration` fields written as `"30s"`.
-pub(crate) mod serde_duration {
+/// `#[serde(with = ...)]` for `Duration` fields written as `"30s"`; the server's config uses it
+/// too, so every duration in `summoner.toml` accepts the same forms.
+pub mod serde_duration {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -83,7 +84,7 @@ pub(crate) mod serde_duration {
 }
 
 /// `#[serde(with = ...)]` for `Option<Duration>` fields written as `"30s"` or left out.
-pub(crate) mod serde_opt_duration {
+pub mod serde_opt_duration {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -51,7 +51,7 @@ pub use admin::{AdminError, AdminOp};
 pub use config::{
     BrokerConfig, ConfigError, MAX_RANGE_LEN, PoolConfig, RangeConfig, ResourceConfig,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, parse_duration, serde_duration, serde_opt_duration};
 pub use engine::{Adoption, Broker, Input, Outputs};
 pub use event::{CancelCause, Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
 pub use restore::{LeaseFold, RestoredLease, fold_events};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use summoner_broker::{BrokerConfig, PoolConfig, RangeConfig};
 
-use crate::duration::serde_duration;
+use summoner_broker::serde_duration;
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";

@@ -29,7 +29,6 @@ mod api;
 mod auth;
 mod clock;
 pub mod config;
-mod duration;
 mod error;
 mod hub;
 mod inventory;
