@@ -75,6 +75,8 @@ fn broker(args: BenchBrokerArgs) -> anyhow::Result<ExitCode> {
             idle(&args, &url, &target).await
         } else if args.reconnect {
             reconnecting(&args, &target).await
+        } else if args.handover {
+            handover(&args, &target).await
         } else {
             persistent(&args, &target).await
         }
@@ -137,6 +139,48 @@ struct Cycle {
     queued: bool,
 }
 
+/// What the cycle needs of a server message: its type, and the lease or the error. Fields
+/// are borrowed from the frame and the rest (the granted resources) skipped, not built: the
+/// bench shares the machine with the server, so its own cost per cycle is kept small.
+#[derive(serde::Deserialize)]
+struct Reply<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    lease: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    code: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads frames until one of type `want` (returning its `lease`), or fails on an `error`;
+/// `queued` sets `queued`.
+async fn expect(ws: &mut Ws, want: &str, queued: &mut bool) -> Result<String, String> {
+    loop {
+        let text = match ws.next().await {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None => return Err("connection closed".into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+        };
+        let reply: Reply<'_> = serde_json::from_str(text.as_str())
+            .map_err(|e| format!("unreadable server message {:?}: {e}", text.as_str()))?;
+        match reply.ty.as_ref() {
+            ty if ty == want => return Ok(reply.lease.unwrap_or_default().into_owned()),
+            "queued" => *queued = true,
+            "error" => {
+                return Err(format!(
+                    "{}: {}",
+                    reply.code.unwrap_or_default(),
+                    reply.message.unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One acquire → granted → release → released on an open connection.
 async fn cycle(ws: &mut Ws, id: u64, acquire_tail: &str) -> Result<Cycle, String> {
     let frame = format!(r#"{{"type":"acquire","id":{id},{acquire_tail}"#);
@@ -145,28 +189,16 @@ async fn cycle(ws: &mut Ws, id: u64, acquire_tail: &str) -> Result<Cycle, String
         .await
         .map_err(|e: tungstenite::Error| e.to_string())?;
     let mut queued = false;
-    let (lease, grant) = loop {
-        match next_message(ws).await? {
-            ServerMessage::Granted(grant) => break (grant.lease, sent.elapsed()),
-            ServerMessage::Queued(_) => queued = true,
-            ServerMessage::Error(e) => return Err(format!("{}: {}", e.code, e.message)),
-            _ => {}
-        }
-    };
+    let lease = expect(ws, "granted", &mut queued).await?;
+    let grant = sent.elapsed();
     let release = format!(
         r#"{{"type":"release","lease":{}}}"#,
-        serde_json::Value::String(lease.0)
+        serde_json::Value::String(lease)
     );
     ws.send(Message::text(release))
         .await
         .map_err(|e| e.to_string())?;
-    loop {
-        match next_message(ws).await? {
-            ServerMessage::Released(_) => break,
-            ServerMessage::Error(e) => return Err(format!("{}: {}", e.code, e.message)),
-            _ => {}
-        }
-    }
+    expect(ws, "released", &mut queued).await?;
     Ok(Cycle { grant, queued })
 }
 
@@ -314,6 +346,90 @@ async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result
         all.merge(task.await.context("a client task panicked")?);
     }
     report(&all, start.elapsed());
+    Ok(())
+}
+
+/// The hand-over time: a holder closes its connection (with a close frame), and the time
+/// until the client queued behind it is granted the resource is measured. The waiter then
+/// becomes the holder and a new client queues behind it, for `--duration`. Each hand-over
+/// includes the journal commit of the release and the grant.
+async fn handover(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()> {
+    println!(
+        "summoner bench broker --handover: one holder and one waiter on pool `{}`, {}",
+        args.pool,
+        humantime::format_duration(args.duration)
+    );
+    let tail = acquire_tail(&args.pool);
+    let acquire = |id: u64| Message::text(format!(r#"{{"type":"acquire","id":{id},{tail}"#));
+    let connect = || async {
+        connect(target)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to {}: {e}", target.url))
+    };
+    let mut holder = connect().await?;
+    holder
+        .send(acquire(0))
+        .await
+        .context("sending the first acquire")?;
+    let mut queued = false;
+    expect(&mut holder, "granted", &mut queued)
+        .await
+        .map_err(|e| anyhow::anyhow!("the first acquire: {e}"))?;
+    let mut took_us = Vec::new();
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut id = 0;
+    while Instant::now() < deadline {
+        id += 1;
+        let mut waiter = connect().await?;
+        waiter
+            .send(acquire(id))
+            .await
+            .context("sending an acquire")?;
+        // Wait for `queued`, so that the waiter is known to be behind the holder.
+        let first = loop {
+            match waiter.next().await {
+                Some(Ok(Message::Text(text))) => break text,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("reading from the waiter: {e}"),
+                None => bail!("the server closed the waiter's connection"),
+            }
+        };
+        let reply: Reply<'_> = serde_json::from_str(first.as_str())
+            .with_context(|| format!("unreadable server message {:?}", first.as_str()))?;
+        if reply.ty != "queued" {
+            bail!(
+                "the waiter was answered `{}` instead of `queued`: pool `{}` must have exactly \
+                 one resource free for --handover",
+                reply.ty,
+                args.pool
+            );
+        }
+        let closed = Instant::now();
+        holder.close(None).await.context("closing the holder")?;
+        let mut queued = false;
+        expect(&mut waiter, "granted", &mut queued)
+            .await
+            .map_err(|e| anyhow::anyhow!("waiting for the hand-over: {e}"))?;
+        took_us.push(u32::try_from(closed.elapsed().as_micros()).unwrap_or(u32::MAX));
+        // Let the old holder's connection finish its close handshake.
+        while let Some(Ok(_)) = holder.next().await {}
+        holder = waiter;
+    }
+    let _ = holder.close(None).await;
+    let elapsed = start.elapsed();
+    took_us.sort_unstable();
+    println!(
+        "hand-overs: {} in {:.2}s",
+        thousands(took_us.len() as u64),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "close to grant: p50 {}  p99 {}  max {}",
+        ms(quantile(&took_us, 0.5)),
+        ms(quantile(&took_us, 0.99)),
+        ms(took_us.last().copied().unwrap_or(0))
+    );
     Ok(())
 }
 

@@ -153,8 +153,14 @@ pub struct BenchBrokerArgs {
     pub duration: std::time::Duration,
 
     /// Open a new connection for every cycle (connect, acquire, release, close).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "idle")]
     pub reconnect: bool,
+
+    /// Measure the hand-over instead: how long a waiting client waits for the resource
+    /// after its holder closes the connection (one holder and one waiter at a time, for
+    /// --duration; --pool must have exactly one resource free).
+    #[arg(long, conflicts_with_all = ["reconnect", "idle"])]
+    pub handover: bool,
 
     /// The pool to lease from.
     #[arg(long, value_name = "POOL", default_value = "ports")]
