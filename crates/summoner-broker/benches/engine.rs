@@ -116,7 +116,10 @@ fn run(resources: u64, codec: bool) -> (f64, usize) {
     let mut d = Driver::new(resources, codec);
     let sessions: Vec<SessionId> = (0..SESSIONS).map(|i| format!("s{i}").into()).collect();
     for s in &sessions {
-        d.feed(Input::Connected { session: s.clone() });
+        d.feed(Input::Connected {
+            session: s.clone(),
+            resumable: false,
+        });
     }
     let mut holders: VecDeque<(SessionId, LeaseId)> = VecDeque::new();
     let mut next_id = 0u64;

@@ -70,6 +70,9 @@ pub enum Input {
     Connected {
         /// The new session.
         session: SessionId,
+        /// Whether the client asked for a session that survives an unclean disconnect for the
+        /// resume grace. Otherwise the session ends with its connection, however it ends.
+        resumable: bool,
     },
     /// A parsed client message on a session's connection.
     Message {
@@ -79,8 +82,8 @@ pub enum Input {
         msg: ClientMessage,
     },
     /// A connection ended. `clean`: the client closed it properly, and everything it holds is
-    /// released at once. Otherwise (a dead peer, a reset) its leases are kept for the resume
-    /// grace. A connection the engine asked to close (see [`Outputs::close`]) must not be
+    /// released at once. Otherwise (a dead peer, a reset) the leases of a resumable session
+    /// are kept for the resume grace, and those of any other released at once. A connection the engine asked to close (see [`Outputs::close`]) must not be
     /// reported here.
     Disconnected {
         /// Whose.
@@ -179,7 +182,7 @@ impl Broker {
     pub fn handle_into(&mut self, now: Instant, input: Input, out: &mut Outputs) {
         self.fire_due(now, out);
         match input {
-            Input::Connected { session } => self.connect(session, out),
+            Input::Connected { session, resumable } => self.connect(session, resumable, out),
             Input::Message { session, msg } => self.message(now, session, msg, out),
             Input::Disconnected { session, clean } => self.disconnect(now, session, clean, out),
             Input::Tick => {}
@@ -278,7 +281,7 @@ impl Broker {
         Self::reply(out, session, ServerMessage::error(id, code, message));
     }
 
-    fn connect(&mut self, session: SessionId, out: &mut Outputs) {
+    fn connect(&mut self, session: SessionId, resumable: bool, out: &mut Outputs) {
         if self.sessions.contains_key(&session) {
             // The server promised unique ids; say so rather than merge two clients' state.
             Self::error(
@@ -290,16 +293,18 @@ impl Broker {
             );
             return;
         }
-        self.sessions.insert(session.clone(), Session::connected());
+        self.sessions
+            .insert(session.clone(), Session::connected(resumable));
         Self::reply(
             out,
             &session,
             ServerMessage::Welcome(Welcome {
                 session: session.clone(),
                 protocol: PROTOCOL_VERSION,
+                resume_grace_ms: resumable.then(|| millis(self.resume_grace)),
             }),
         );
-        self.emit(out, EventKind::SessionConnected { session });
+        self.emit(out, EventKind::SessionConnected { session, resumable });
     }
 
     fn message(&mut self, now: Instant, session: SessionId, msg: ClientMessage, out: &mut Outputs) {
@@ -758,7 +763,7 @@ impl Broker {
             );
             self.unblock(&w, &mut work);
         }
-        if clean {
+        if clean || !self.sessions[&session].resumable {
             for lease in self.leases_of(&self.sessions[&session]) {
                 self.end_lease(
                     now,
@@ -816,6 +821,8 @@ impl Broker {
             return;
         }
         let own = &self.sessions[&connection];
+        // The session continues as the new connection asked: resumable or not.
+        let resumable = own.resumable;
         if !own.leases.is_empty() || !own.pending.is_empty() {
             Self::error(
                 out,
@@ -851,6 +858,7 @@ impl Broker {
             }
         }
         old.presence = Presence::Connected;
+        old.resumable = resumable;
         self.sessions.remove(&connection);
         out.adopted.push(Adoption {
             connection: connection.clone(),

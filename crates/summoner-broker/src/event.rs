@@ -39,10 +39,18 @@ pub struct ResourceRef {
 pub enum ReleaseCause {
     /// The holder sent `release`.
     Client,
-    /// The holder's connection closed cleanly.
+    /// The holder's connection closed: cleanly, or in any way for a session that is not
+    /// resumable.
     Disconnect,
     /// The holder's connection dropped and it did not resume within the grace period.
     GraceExpired,
+    /// The server restarted while the holder was connected, and the holder's session was not
+    /// resumable, so nobody can come back for the lease.
+    Restart,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Why a lease was taken away.
@@ -79,8 +87,13 @@ pub enum EventKind {
     SessionConnected {
         /// Its session.
         session: SessionId,
+        /// Whether it survives an unclean disconnect for the resume grace. Journals written
+        /// before sessions could be otherwise lack the field: they were all resumable.
+        #[serde(default = "yes")]
+        resumable: bool,
     },
-    /// A connection closed. `clean: false` keeps the session's leases for the grace period.
+    /// A connection closed. `clean: false` keeps a resumable session's leases for the grace
+    /// period.
     SessionDisconnected {
         /// The session.
         session: SessionId,

@@ -8,7 +8,7 @@
 //! every step.
 //!
 //! The rules (all-or-nothing grants, priority then arrival without starving large requests,
-//! coalesced queue positions, sessions that survive a dropped connection) are described in
+//! coalesced queue positions, resumable sessions that survive a dropped connection) are described in
 //! `docs/broker.md`; the queue policy itself lives in `queue.rs`.
 //!
 //! ```
@@ -24,7 +24,7 @@
 //! let mut broker = Broker::new(config).unwrap();
 //! let now = Instant::now();
 //!
-//! broker.handle(now, Input::Connected { session: "s1".into() });
+//! broker.handle(now, Input::Connected { session: "s1".into(), resumable: false });
 //! let msg = ClientMessage::parse(r#"{"type":"acquire","id":1,"want":[{"pool":"ports"}]}"#)
 //!     .unwrap();
 //! let out = broker.handle(now, Input::Message { session: "s1".into(), msg });

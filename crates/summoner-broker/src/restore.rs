@@ -3,7 +3,8 @@
 //! The journal is the truth: a lease is held if its `granted` event has no matching
 //! `released` or `revoked` event. [`LeaseFold`] computes that set; [`Broker::restore`] puts
 //! those leases back, each in its old session, now orphaned with a fresh resume grace, so the
-//! holders can reconnect and `resume`. The leases take their slots before any new request is
+//! holders can reconnect and `resume`; a lease whose session was not resumable is released
+//! instead, since its holder's connection ended with the server. The leases take their slots before any new request is
 //! seen, so nothing is granted twice. A lease whose resource no longer exists in the config is
 //! revoked with an event. A resource whose capacity is now below its restored holders keeps
 //! them all, exactly as after a run-time capacity change, and is not granted again until there
@@ -18,7 +19,7 @@ use summoner_protocol::{LeaseId, RequestId, SessionId};
 
 use crate::config::{BrokerConfig, ConfigError};
 use crate::engine::{Broker, Outputs, Timer};
-use crate::event::{Event, EventKind, ResourceRef, RevokeCause};
+use crate::event::{Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
 use crate::lease::Lease;
 use crate::session::Session;
 
@@ -38,12 +39,24 @@ pub struct RestoredLease {
     pub note: Option<String>,
     /// The sequence number of its `granted` event.
     pub seq: u64,
+    /// Whether its session can be resumed. A lease of a session that cannot is released at
+    /// restore: its holder's connection ended with the server, and it cannot come back.
+    #[serde(default = "yes")]
+    pub resumable: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Folds events, in journal order, into the set of held leases.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseFold {
     held: BTreeMap<LeaseId, RestoredLease>,
+    /// The sessions alive at this point of the journal that are not resumable. Only these
+    /// are kept (a session is resumable unless it said otherwise), and a session leaves the
+    /// set when it ends, so the set stays as small as the number of connected clients.
+    not_resumable: HashSet<SessionId>,
     next_seq: u64,
 }
 
@@ -74,21 +87,54 @@ impl LeaseFold {
                         resources: resources.clone(),
                         note: note.clone(),
                         seq: event.seq,
+                        resumable: true,
                     },
                 );
             }
             EventKind::Released { lease, .. } | EventKind::Revoked { lease, .. } => {
                 self.held.remove(lease);
             }
+            EventKind::SessionConnected {
+                session,
+                resumable: false,
+            } => {
+                self.not_resumable.insert(session.clone());
+            }
             // A resumed session keeps its id (the new connection adopts it), so ownership
-            // does not change; nothing else affects who holds what.
+            // does not change; it continues as resumable as the new connection asked.
+            EventKind::SessionResumed {
+                session,
+                connection,
+                ..
+            } => {
+                if self.not_resumable.remove(connection) {
+                    self.not_resumable.insert(session.clone());
+                } else {
+                    self.not_resumable.remove(session);
+                }
+            }
+            // A session that is not resumable ends here (and its leases with it, in the
+            // events that follow); a resumable one is at most orphaned, and it never was in
+            // the set.
+            EventKind::SessionDisconnected { session, .. }
+            | EventKind::SessionExpired { session } => {
+                self.not_resumable.remove(session);
+            }
+            // Nothing else affects who holds what.
             _ => {}
         }
     }
 
     /// The held leases, oldest first.
     pub fn held(&self) -> Vec<RestoredLease> {
-        let mut held: Vec<RestoredLease> = self.held.values().cloned().collect();
+        let mut held: Vec<RestoredLease> = self
+            .held
+            .values()
+            .map(|lease| RestoredLease {
+                resumable: !self.not_resumable.contains(&lease.session),
+                ..lease.clone()
+            })
+            .collect();
         held.sort_by_key(|l| l.seq);
         held
     }
@@ -130,6 +176,19 @@ impl Broker {
         let until = now + broker.resume_grace;
         held.sort_by_key(|l| l.seq);
         for restored in held {
+            if !restored.resumable {
+                broker.counters.releases += 1;
+                broker.emit(
+                    &mut out,
+                    EventKind::Released {
+                        lease: restored.lease,
+                        session: restored.session,
+                        cause: ReleaseCause::Restart,
+                        held_ms: 0,
+                    },
+                );
+                continue;
+            }
             match broker.place(&restored) {
                 Ok(resources) => broker.put_back(restored, resources, now, until),
                 Err(reason) => {

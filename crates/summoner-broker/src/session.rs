@@ -1,8 +1,10 @@
 //! Sessions: one WebSocket connection and what it holds or waits for.
 //!
-//! A session outlives an unclean disconnect by the resume grace, so that a client whose
-//! network blipped (or whose server restarted) can `resume` and keep its leases. A clean close
-//! is a deliberate goodbye and releases everything at once.
+//! A *resumable* session (the client asked for it when connecting) outlives an unclean
+//! disconnect by the resume grace, so that a client whose network blipped (or whose server
+//! restarted) can `resume` and keep its leases. Any other session ends with its connection,
+//! however that ends, so a crashed client's resources are free again at once. A clean close is
+//! a deliberate goodbye and ends every session.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -22,15 +24,18 @@ pub(crate) enum Presence {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub presence: Presence,
+    /// Whether an unclean disconnect orphans it for the resume grace (else it ends at once).
+    pub resumable: bool,
     pub leases: HashSet<LeaseId>,
     /// Its waiting requests by id, to refuse duplicates and to find them for `cancel`.
     pub pending: HashMap<RequestId, QueueKey>,
 }
 
 impl Session {
-    pub fn connected() -> Self {
+    pub fn connected(resumable: bool) -> Self {
         Self {
             presence: Presence::Connected,
+            resumable,
             leases: HashSet::new(),
             pending: HashMap::new(),
         }
@@ -39,7 +44,7 @@ impl Session {
     pub fn orphaned(until: Instant) -> Self {
         Self {
             presence: Presence::Orphaned { until },
-            ..Self::connected()
+            ..Self::connected(true)
         }
     }
 

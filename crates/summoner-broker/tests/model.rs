@@ -68,7 +68,9 @@ fn config() -> BrokerConfig {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Connect,
+    Connect {
+        resumable: bool,
+    },
     Acquire {
         session: usize,
         id: u64,
@@ -90,6 +92,7 @@ enum Op {
     },
     Resume {
         target: usize,
+        resumable: bool,
     },
     Advance {
         ms: u64,
@@ -134,7 +137,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::collection::vec(item, 2..4)
     ];
     prop_oneof![
-        2 => Just(Op::Connect),
+        2 => prop_oneof![3 => Just(true), 1 => Just(false)].prop_map(|resumable| Op::Connect { resumable }),
         20 => (
             0..8usize,
             0..4u64,
@@ -152,7 +155,8 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (0..8usize, 0..5usize).prop_map(|(session, lease)| Op::Release { session, lease }),
         2 => (0..8usize, 0..4u64).prop_map(|(session, id)| Op::Cancel { session, id }),
         2 => (0..8usize, any::<bool>()).prop_map(|(session, clean)| Op::Disconnect { session, clean }),
-        2 => (0..12usize).prop_map(|target| Op::Resume { target }),
+        2 => (0..12usize, prop_oneof![3 => Just(true), 1 => Just(false)])
+            .prop_map(|(target, resumable)| Op::Resume { target, resumable }),
         5 => prop_oneof![0..50u64, 400..1500u64, Just(2500u64)].prop_map(|ms| Op::Advance { ms }),
         1 => (0..5usize).prop_map(|lease| Op::Revoke { lease }),
         1 => (0..12usize).prop_map(|resource| Op::Disable { resource }),
@@ -194,6 +198,8 @@ struct Model {
     broker: Broker,
     now: Instant,
     sessions: Vec<(String, Presence)>,
+    /// The sessions that end with their connection, whatever way it ends.
+    not_resumable: HashSet<String>,
     next_session: usize,
     arrival: u64,
     requests: HashMap<(String, RequestId), Request>,
@@ -233,6 +239,7 @@ impl Model {
             broker: Broker::new(config).unwrap(),
             now: Instant::now(),
             sessions: Vec::new(),
+            not_resumable: HashSet::new(),
             next_session: 0,
             arrival: 0,
             requests: HashMap::new(),
@@ -283,23 +290,29 @@ impl Model {
         }
     }
 
-    fn new_session(&mut self) -> String {
+    fn new_session(&mut self, resumable: bool) -> String {
         let s = format!("s{}", self.next_session);
         self.next_session += 1;
         self.sessions.push((s.clone(), Presence::Connected));
+        if !resumable {
+            self.not_resumable.insert(s.clone());
+        }
         s
     }
 
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op.clone() {
-            Op::Connect => {
-                let s = self.new_session();
+            Op::Connect { resumable } => {
+                let s = self.new_session(resumable);
                 let out = self.input(Input::Connected {
                     session: s.as_str().into(),
+                    resumable,
                 })?;
                 // (Deadlines that were due fire first, so other messages may come along.)
+                // A resumable session is told how long it may be away.
                 prop_assert!(out.messages.iter().any(|(to, m)| to.as_str() == s
-                    && matches!(m, ServerMessage::Welcome(w) if w.session.as_str() == s)));
+                    && matches!(m, ServerMessage::Welcome(w) if w.session.as_str() == s
+                        && w.resume_grace_ms.is_some() == resumable)));
             }
             Op::Acquire {
                 session,
@@ -411,23 +424,30 @@ impl Model {
                     session: s.as_str().into(),
                     clean,
                 })?;
+                // A session that is not resumable ends with its connection: nothing it held
+                // is still held.
+                let ends = clean || self.not_resumable.contains(&s);
+                if ends {
+                    prop_assert!(self.holders.values().all(|(holder, _)| *holder != s));
+                }
                 self.set_presence(
                     &s,
-                    if clean {
+                    if ends {
                         Presence::Gone
                     } else {
                         Presence::Orphaned
                     },
                 );
             }
-            Op::Resume { target } => {
+            Op::Resume { target, resumable } => {
                 let target = self.sessions[target % self.sessions.len().max(1)..]
                     .first()
                     .cloned()
                     .or_else(|| self.sessions.first().cloned());
-                let conn = self.new_session();
+                let conn = self.new_session(resumable);
                 self.input(Input::Connected {
                     session: conn.as_str().into(),
+                    resumable,
                 })?;
                 let Some((target, presence)) = target else {
                     return Ok(());
@@ -463,6 +483,12 @@ impl Model {
                         prop_assert_eq!(leases, held);
                         self.set_presence(&conn, Presence::Gone);
                         self.set_presence(&target, Presence::Connected);
+                        // The session goes on as the new connection asked.
+                        if resumable {
+                            self.not_resumable.remove(&target);
+                        } else {
+                            self.not_resumable.insert(target.clone());
+                        }
                     }
                     None => {
                         prop_assert!(out.messages.iter().any(|(to, m)| to.as_str() == conn
@@ -591,19 +617,39 @@ impl Model {
         let before = self.broker.leases();
         let (broker, out) = Broker::restore(self.broker.config(), held, next_seq, self.now)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert!(
-            out.events.is_empty(),
-            "nothing should be lost: {:?}",
-            out.events
-        );
+        // Nothing is lost but the leases of sessions that could not resume anyway: those are
+        // released, and nothing else happens.
+        let expected: Vec<&LeaseId> = before
+            .iter()
+            .filter(|l| self.not_resumable.contains(l.session.as_str()))
+            .map(|l| &l.lease)
+            .collect();
+        let released: Vec<&LeaseId> = out
+            .events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Released {
+                    lease,
+                    cause: ReleaseCause::Restart,
+                    ..
+                } => Ok(lease),
+                other => Err(TestCaseError::fail(format!(
+                    "unexpected at restore: {other:?}"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        let mut released_sorted = released.clone();
+        released_sorted.sort();
+        prop_assert_eq!(released_sorted, expected_sorted);
         self.broker = broker;
-        self.broker
-            .check_invariants()
-            .map_err(TestCaseError::fail)?;
+        self.check(&out)?;
         let after = self.broker.leases();
         prop_assert_eq!(
             before
                 .iter()
+                .filter(|l| !self.not_resumable.contains(l.session.as_str()))
                 .map(|l| (&l.lease, &l.session, &l.resources))
                 .collect::<Vec<_>>(),
             after
@@ -1098,7 +1144,7 @@ proptest! {
     fn engine_keeps_its_promises(ops in proptest::collection::vec(op(), 1..80)) {
         let mut model = Model::new();
         for _ in 0..3 {
-            model.step(&Op::Connect)?;
+            model.step(&Op::Connect { resumable: true })?;
         }
         for op in &ops {
             model.step(op)?;

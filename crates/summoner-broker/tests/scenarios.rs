@@ -7,7 +7,7 @@ use serde_json::json;
 use summoner_broker::{
     Broker, BrokerConfig, EventKind, Input, ReleaseCause, RevokeCause, fold_events,
 };
-use summoner_protocol::{PropValue, ServerMessage};
+use summoner_protocol::{ErrorCode, PropValue, ServerMessage};
 
 /// Three boards with labels and three ports from a range.
 fn lab() -> Harness {
@@ -668,6 +668,134 @@ fn unclean_close_keeps_leases_for_a_resume() {
 }
 
 #[test]
+fn a_session_that_is_not_resumable_ends_with_its_connection_however_it_ends() {
+    let mut h = ports(1);
+    let welcome = h.connect_fixed("a");
+    assert_eq!(welcome.len(), 1);
+    h.connect("b");
+    h.acquire("a", 1, json!([{"pool": "ports"}]));
+    h.acquire("b", 1, json!([{"pool": "ports"}]));
+    // A dropped connection (a killed process, a silent peer) frees the resource at once.
+    assert_eq!(
+        h.disconnect("a", false),
+        ["b: granted 1 lease-7 ports/20000"]
+    );
+    assert!(
+        h.broker
+            .sessions()
+            .iter()
+            .all(|s| s.session.as_str() != "a")
+    );
+    let causes: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Released { cause, .. } => Some(*cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(causes, [ReleaseCause::Disconnect]);
+    // The journal says both what the client asked for and how the connection ended.
+    let connected: Vec<bool> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SessionConnected { resumable, .. } => Some(*resumable),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connected, [false, true]);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::SessionDisconnected { clean: false, .. }))
+    );
+    // And there is nothing to resume.
+    h.connect("a2");
+    let out = h.send_raw("a2", json!({"type": "resume", "session": "a"}));
+    assert!(matches!(
+        &out.messages[0].1,
+        ServerMessage::Error(e) if e.code == ErrorCode::UnknownSession
+    ));
+}
+
+#[test]
+fn welcome_tells_a_resumable_session_its_grace() {
+    let mut h = ports(1);
+    h.connect("a");
+    h.connect_fixed("b");
+    let welcomes: Vec<String> = h
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::SessionConnected { .. }))
+        .map(|e| serde_json::to_string(&e.kind).unwrap())
+        .collect();
+    assert_eq!(
+        welcomes,
+        [
+            r#"{"type":"session_connected","session":"a","resumable":true}"#,
+            r#"{"type":"session_connected","session":"b","resumable":false}"#
+        ]
+    );
+    let out = h.broker.handle(
+        h.now,
+        Input::Connected {
+            session: "c".into(),
+            resumable: true,
+        },
+    );
+    let ServerMessage::Welcome(w) = &out.messages[0].1 else {
+        panic!("{out:?}")
+    };
+    assert_eq!(w.resume_grace_ms, Some(30_000));
+    let out = h.broker.handle(
+        h.now,
+        Input::Connected {
+            session: "d".into(),
+            resumable: false,
+        },
+    );
+    let ServerMessage::Welcome(w) = &out.messages[0].1 else {
+        panic!("{out:?}")
+    };
+    assert_eq!(w.resume_grace_ms, None);
+    assert_eq!(
+        out.messages[0].1.to_json(),
+        r#"{"type":"welcome","session":"d","protocol":1}"#
+    );
+}
+
+#[test]
+fn a_resumed_session_continues_as_resumable_as_its_new_connection_asked() {
+    let mut h = ports(2);
+    h.connect("a");
+    h.acquire("a", 1, json!([{"pool": "ports"}]));
+    h.disconnect("a", false);
+    // Resumed by a connection that did not ask to be resumable...
+    h.connect_fixed("a2");
+    assert_eq!(
+        h.send("a2", json!({"type": "resume", "session": "a"})),
+        ["a: resumed a [lease-2]"]
+    );
+    // ...the session now ends with its connection.
+    h.disconnect("a", false);
+    assert!(h.broker.leases().is_empty());
+}
+
+#[test]
+fn journals_from_before_resumable_sessions_read_as_resumable() {
+    let event: summoner_broker::Event =
+        serde_json::from_str(r#"{"seq":1,"type":"session_connected","session":"old"}"#).unwrap();
+    assert!(matches!(
+        event.kind,
+        EventKind::SessionConnected {
+            resumable: true,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn resuming_a_session_whose_old_connection_still_looks_open_closes_it() {
     let mut h = ports(1);
     h.connect("a");
@@ -1000,6 +1128,57 @@ fn restore_after_a_crash_puts_leases_back_for_their_holders() {
 }
 
 #[test]
+fn restore_releases_the_leases_of_sessions_that_cannot_resume() {
+    let mut h = ports(3);
+    h.connect("keeps");
+    h.connect_fixed("gone");
+    h.acquire("keeps", 1, json!([{"pool": "ports"}]));
+    h.acquire("gone", 1, json!([{"pool": "ports"}]));
+    // Resumed by a connection that is not resumable: the fold follows the adoption.
+    h.connect("r");
+    h.disconnect("keeps", false);
+    h.connect_fixed("keeps2");
+    h.send("keeps2", json!({"type": "resume", "session": "keeps"}));
+    h.connect_fixed("x");
+    h.connect("y");
+    h.send("y", json!({"type": "resume", "session": "x"}));
+    h.acquire("x", 2, json!([{"pool": "ports"}]));
+
+    let (held, next_seq) = fold_events(&h.events);
+    let flags: Vec<(String, bool)> = held
+        .iter()
+        .map(|l| (l.session.to_string(), l.resumable))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("keeps".to_owned(), false),
+            ("gone".to_owned(), false),
+            ("x".to_owned(), true)
+        ]
+    );
+    let (broker, out) = Broker::restore(h.broker.config(), held, next_seq, h.now).unwrap();
+    let released: Vec<(String, ReleaseCause)> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Released { lease, cause, .. } => Some((lease.to_string(), *cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        released,
+        [
+            ("lease-3".to_owned(), ReleaseCause::Restart),
+            ("lease-4".to_owned(), ReleaseCause::Restart)
+        ]
+    );
+    broker.check_invariants().unwrap();
+    assert_eq!(broker.stats().slots_held, 1);
+    assert_eq!(broker.leases()[0].session.as_str(), "x");
+}
+
+#[test]
 fn restore_revokes_what_no_longer_fits() {
     let mut h = lab();
     h.connect("a");
@@ -1110,6 +1289,7 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         now,
         Input::Connected {
             session: "A…".into(),
+            resumable: false,
         },
     ));
     record(h.broker.handle(
@@ -1123,6 +1303,7 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         now,
         Input::Connected {
             session: "B…".into(),
+            resumable: true,
         },
     ));
     record(h.broker.handle(
@@ -1154,6 +1335,7 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         now,
         Input::Connected {
             session: "C…".into(),
+            resumable: true,
         },
     ));
     record(

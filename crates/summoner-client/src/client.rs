@@ -31,7 +31,12 @@ pub const DEFAULT_RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// If the connection drops (the server restarts, a network blip), the client reconnects
 /// with backoff and resumes its session: leases survive, and requests that were waiting are
 /// sent again. If resuming fails for longer than the reconnect window, waiting requests fail
-/// with [`Error::ConnectionLost`] and the leases end (see [`Lease::revoked`]).
+/// with [`Error::ConnectionLost`] and the leases end (see [`Lease::revoked`]). For this the
+/// client asks the server for a *resumable* session, whose leases the server keeps for its
+/// resume grace when the connection drops; the price is that if this process dies without
+/// closing the connection (SIGKILL), its leases are free again only after that grace. A
+/// client built with [`ClientBuilder::no_reconnect`] asks for an ordinary session, which
+/// ends with its connection however that ends.
 ///
 /// ```no_run
 /// # async fn demo() -> summoner_client::Result<()> {
@@ -87,7 +92,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Never reconnect: a dropped connection fails waiting requests and ends the leases.
+    /// Never reconnect: a dropped connection fails waiting requests and ends the leases, and
+    /// the server, which is not asked for a resumable session, releases them at once.
     pub fn no_reconnect(mut self) -> Self {
         self.reconnect_for = None;
         self
@@ -99,6 +105,10 @@ impl ClientBuilder {
         let url = ServerUrl::parse(&self.url)?;
         let dial = Dial {
             url: url.ws().to_owned(),
+            // A client that reconnects asks for a session that waits for it: the server
+            // then keeps its leases for the resume grace when the connection drops, instead
+            // of releasing them at once.
+            resumable: self.reconnect_for.is_some(),
             token: self.token,
             connect_timeout: self.connect_timeout,
             reconnect_for: self.reconnect_for,

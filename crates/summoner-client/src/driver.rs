@@ -70,7 +70,10 @@ pub(crate) struct Outgoing {
 /// How the task connects, and reconnects.
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
+    /// The lease endpoint, as errors show it.
     pub(crate) url: String,
+    /// Whether to ask for a resumable session (`?resumable=true`).
+    pub(crate) resumable: bool,
     pub(crate) token: Option<String>,
     pub(crate) connect_timeout: Duration,
     /// How long to keep trying to reconnect and resume; `None` gives up at once.
@@ -92,8 +95,13 @@ pub(crate) async fn open(dial: &Dial) -> Result<(Ws, SessionId), Error> {
 }
 
 async fn open_inner(dial: &Dial) -> Result<(Ws, SessionId), Error> {
-    let mut request = dial
-        .url
+    let target = if dial.resumable {
+        let joint = if dial.url.contains('?') { '&' } else { '?' };
+        format!("{}{joint}resumable=true", dial.url)
+    } else {
+        dial.url.clone()
+    };
+    let mut request = target
         .as_str()
         .into_client_request()
         .map_err(|e| Error::InvalidUrl {

@@ -34,13 +34,18 @@ pub enum ServerMessage {
     Pong(Pong),
 }
 
-/// `welcome {session, protocol}`.
+/// `welcome {session, protocol, resume_grace_ms}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// This connection's session; keep it to `resume` after a reconnect.
     pub session: SessionId,
     /// The protocol version, [`crate::PROTOCOL_VERSION`].
     pub protocol: u32,
+    /// For a resumable session (asked for with `?resumable=true`): how long its leases are
+    /// kept after the connection drops, for a `resume`. Absent otherwise: the session ends
+    /// with its connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_grace_ms: Option<u64>,
 }
 
 /// `queued {id, position}`.

@@ -101,6 +101,15 @@ fn examples() -> Vec<(&'static str, String)> {
             server(ServerMessage::Welcome(Welcome {
                 session: SESSION.into(),
                 protocol: PROTOCOL_VERSION,
+                resume_grace_ms: None,
+            })),
+        ),
+        (
+            "server_welcome_resumable",
+            server(ServerMessage::Welcome(Welcome {
+                session: SESSION.into(),
+                protocol: PROTOCOL_VERSION,
+                resume_grace_ms: Some(30_000),
             })),
         ),
         (

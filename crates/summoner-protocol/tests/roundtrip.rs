@@ -90,10 +90,13 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     prop_oneof![
-        ".{1,10}".prop_map(|s| ServerMessage::Welcome(Welcome {
-            session: s.into(),
-            protocol: PROTOCOL_VERSION
-        })),
+        (".{1,10}", proptest::option::of(0..100_000u64)).prop_map(|(s, grace)| {
+            ServerMessage::Welcome(Welcome {
+                session: s.into(),
+                protocol: PROTOCOL_VERSION,
+                resume_grace_ms: grace,
+            })
+        }),
         (request_id(), 1..100_000u64)
             .prop_map(|(id, position)| ServerMessage::Queued(Queued { id, position })),
         grant().prop_map(ServerMessage::Granted),

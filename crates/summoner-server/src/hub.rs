@@ -79,6 +79,8 @@ pub(crate) enum Command {
     Connect {
         conn: ConnId,
         session: SessionId,
+        /// Whether the client asked for a session that survives a dropped connection.
+        resumable: bool,
         outbox: Outbox,
     },
     /// A parsed message from a connection.
@@ -336,6 +338,7 @@ impl Hub {
             Command::Connect {
                 conn,
                 session,
+                resumable,
                 outbox,
             } => {
                 self.conns.insert(
@@ -346,7 +349,7 @@ impl Hub {
                     },
                 );
                 self.sessions.insert(session.clone(), conn);
-                self.handle(now, Input::Connected { session });
+                self.handle(now, Input::Connected { session, resumable });
             }
             Command::Message { conn, msg } => {
                 // A connection the loop already let go of (closed for a resume elsewhere, or

@@ -420,6 +420,7 @@ mod tests {
             seq,
             kind: EventKind::SessionConnected {
                 session: SessionId(format!("s{seq}")),
+                resumable: true,
             },
         }
     }

@@ -18,6 +18,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -54,28 +55,57 @@ const LINGER: Duration = Duration::from_millis(500);
 /// over a gigabyte; protocol frames are a few hundred bytes.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// The query string of `/v1/lease`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct TokenQuery {
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeaseQuery {
+    /// For clients that cannot set an `Authorization` header.
     token: Option<String>,
+    /// `true` asks for a session that survives a dropped connection for the resume grace;
+    /// otherwise the session ends with its connection, however that ends.
+    resumable: Option<String>,
 }
 
-/// The handshake: checks the token before upgrading, so an unauthorized client gets a plain
-/// 401 and never a session.
+/// `true`/`1` or `false`/`0`: strict, because a misspelt value silently meaning "no" would
+/// only show when a lease is lost.
+fn flag(name: &str, value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(format!(
+            "query parameter `{name}` must be `true` or `false`, not `{other}`"
+        )),
+    }
+}
+
+/// The handshake: checks the token and the query before upgrading, so an unauthorized or
+/// malformed request gets a plain HTTP error and never a session.
 pub(crate) async fn lease(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
+    query: Result<Query<LeaseQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return ApiError::bad_request(format!("bad query string: {}", rejection.body_text()))
+                .into_response();
+        }
+    };
     if let Err(denied) = app.auth.caller(&headers, query.token.as_deref()) {
         return ApiError::denied(denied).into_response();
     }
+    let resumable = match flag("resumable", query.resumable.as_deref()) {
+        Ok(resumable) => resumable,
+        Err(message) => return ApiError::bad_request(message).into_response(),
+    };
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection(socket, app))
+        .on_upgrade(move |socket| connection(socket, app, resumable))
 }
 
 /// How a connection ended.
@@ -88,7 +118,7 @@ enum End {
     ByServer,
 }
 
-async fn connection(mut socket: WebSocket, app: AppState) {
+async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
     let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let session = new_session_id();
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_CAP);
@@ -97,6 +127,7 @@ async fn connection(mut socket: WebSocket, app: AppState) {
         .send(Command::Connect {
             conn,
             session,
+            resumable,
             outbox,
         })
         .await

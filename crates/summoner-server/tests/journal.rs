@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, Crashable, Ended, Server, config, expect, pool};
+use common::{Client, Crashable, Ended, Server, config, expect, pool, resumable};
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -15,7 +15,9 @@ async fn a_held_lease_survives_a_crash_and_is_resumed() {
     let cfg = config(dir.path(), vec![pool("boards", 1)]);
 
     let first = Crashable::start(cfg.clone()).await;
-    let mut holder = Client::connect(&first.ws_url(), None).await.unwrap();
+    let mut holder = Client::connect(&resumable(&first.ws_url()), None)
+        .await
+        .unwrap();
     let granted = expect(holder.acquire(1, "boards").await, "granted");
     let mut waiter = Client::connect(&first.ws_url(), None).await.unwrap();
     expect(waiter.acquire(2, "boards").await, "queued");
@@ -54,7 +56,7 @@ async fn a_graceful_restart_keeps_leases_for_resume() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), vec![pool("boards", 1)]);
     let first = Server::start(cfg.clone()).await;
-    let mut holder = first.client().await;
+    let mut holder = first.resumable_client().await;
     let granted = expect(holder.acquire(1, "boards").await, "granted");
     first.stop().await.unwrap();
     assert_eq!(holder.ended().await, Ended::Closed(1001));

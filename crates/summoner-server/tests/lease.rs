@@ -223,7 +223,8 @@ async fn open_servers_only_on_loopback() {
 }
 
 /// A peer that never reads never answers pings; two intervals later it is dropped, as an
-/// unclean disconnect: its lease waits for the resume grace, then goes to the next in line.
+/// unclean disconnect: the lease of a resumable session waits for the resume grace, then goes
+/// to the next in line.
 ///
 /// This one runs on the real clock, with short intervals. Under tokio's paused clock the
 /// runtime advances time in the same step that delivers socket readiness, so a pong written
@@ -242,7 +243,7 @@ async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
     };
     let server = Server::start(cfg).await;
 
-    let mut silent = server.client().await;
+    let mut silent = server.resumable_client().await;
     let lease = expect(silent.acquire(1, "boards").await, "granted")["lease"].clone();
     let started = tokio::time::Instant::now();
     let mut waiter = server.client().await;
@@ -301,7 +302,7 @@ async fn an_unclean_drop_can_resume_within_the_grace() {
     };
     let server = Server::start(cfg).await;
 
-    let mut holder = server.client().await;
+    let mut holder = server.resumable_client().await;
     let granted = expect(holder.acquire(1, "boards").await, "granted");
     let session = holder.session.clone();
     holder.drop_connection();
@@ -346,7 +347,7 @@ async fn resume_after_the_grace_fails() {
     };
     let server = Server::start(cfg).await;
 
-    let mut holder = server.client().await;
+    let mut holder = server.resumable_client().await;
     expect(holder.acquire(1, "boards").await, "granted");
     let session = holder.session.clone();
     holder.drop_connection();
@@ -359,6 +360,97 @@ async fn resume_after_the_grace_fails() {
     assert_eq!(err["code"], "unknown_session");
     // The resource was released when the grace ended.
     expect(late.acquire(2, "boards").await, "granted");
+    server.stop().await.unwrap();
+}
+
+/// A session that did not ask to be resumable ends with its connection, however it ends: a
+/// drop without a close frame (a killed process) re-grants at once, with no grace. (The grace
+/// is an hour, and `recv` gives up long before.)
+#[tokio::test]
+async fn an_unclean_drop_of_a_session_that_is_not_resumable_releases_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig {
+        resume_grace: std::time::Duration::from_secs(3600),
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+    let mut holder = server.client().await;
+    expect(holder.acquire(1, "boards").await, "granted");
+    let session = holder.session.clone();
+    let mut waiter = server.client().await;
+    expect(waiter.acquire(2, "boards").await, "queued");
+    holder.drop_connection();
+    expect(waiter.recv().await, "granted");
+    let mut other = server.client().await;
+    other
+        .send(json!({"type": "resume", "session": session}))
+        .await;
+    assert_eq!(
+        expect(other.recv().await, "error")["code"],
+        "unknown_session"
+    );
+    server.stop().await.unwrap();
+}
+
+/// A silent peer whose session is not resumable loses its lease after two ping intervals.
+#[tokio::test]
+async fn a_silent_peer_that_is_not_resumable_is_released_after_two_ping_intervals() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(200);
+    let cfg = ServerConfig {
+        ping_interval: interval,
+        resume_grace: Duration::from_secs(3600),
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+    let mut silent = server.client().await;
+    expect(silent.acquire(1, "boards").await, "granted");
+    let mut waiter = server.client().await;
+    expect(waiter.acquire(2, "boards").await, "queued");
+    // `silent` stops reading; the waiter is served once the silence is found, not an hour on.
+    expect(waiter.recv().await, "granted");
+    let (_, events) = server.get("/v1/events?limit=1000", None).await;
+    let released: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "released")
+        .map(|e| e["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(released, ["disconnect"]);
+    drop(silent);
+    server.stop().await.unwrap();
+}
+
+/// The query string of `/v1/lease` is checked before the upgrade.
+#[tokio::test]
+async fn a_bad_query_string_is_refused_before_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    for (query, says) in [
+        (
+            "resumable=maybe",
+            "query parameter `resumable` must be `true` or `false`, not `maybe`",
+        ),
+        ("resumeable=true", "unknown field `resumeable`"),
+    ] {
+        let url = format!("{}?{query}", server.ws_url());
+        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) =
+            tokio_tungstenite::connect_async(url).await
+        else {
+            panic!("{query}: the upgrade should be refused");
+        };
+        assert_eq!(response.status(), 400, "{query}");
+        let body: serde_json::Value =
+            serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+        assert_eq!(body["code"], "bad_request");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    // A well-formed one is welcomed with its grace.
+    let client = server.resumable_client().await;
+    drop(client);
     server.stop().await.unwrap();
 }
 

@@ -174,15 +174,37 @@ fn expect(msg: Value, ty: &str) -> Value {
     msg
 }
 
-/// A test process that dies holding a board does not leak it: the connection drops, the
-/// resume grace passes, and the board goes to the next in line.
+/// A test process that dies holding a board does not leak it: the connection drops, and the
+/// board goes to the next in line at once (the resume grace, an hour here, is only for
+/// sessions that asked to be resumable).
 #[test]
-fn a_holder_killed_with_sigkill_releases_to_the_next_waiter() {
+fn a_holder_killed_with_sigkill_releases_to_the_next_waiter_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "1h");
+    let server = ServeProcess::start(&config, &dir.path().join("data"));
+
+    let mut holder = PyClient::connect(&server.url, "holder");
+    let granted = expect(holder.acquire(1, "boards"), "granted");
+    assert_eq!(granted["resources"][0]["props"]["ip"], "10.0.0.5");
+    let mut waiter = PyClient::connect(&server.url, "waiter");
+    assert_eq!(expect(waiter.acquire(2, "boards"), "queued")["position"], 1);
+
+    holder.kill();
+    let regranted = expect(waiter.recv(), "granted");
+    assert_eq!(regranted["resources"][0]["name"], "rpi-1");
+    assert_ne!(regranted["lease"], granted["lease"]);
+    server.terminate();
+}
+
+/// A resumable session's holder killed with SIGKILL: its board waits for the resume grace,
+/// then goes to the next in line.
+#[test]
+fn a_resumable_holder_killed_with_sigkill_releases_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "300ms");
     let server = ServeProcess::start(&config, &dir.path().join("data"));
 
-    let mut holder = PyClient::connect(&server.url, "holder");
+    let mut holder = PyClient::connect(&format!("{}?resumable=true", server.url), "holder");
     let granted = expect(holder.acquire(1, "boards"), "granted");
     assert_eq!(granted["resources"][0]["props"]["ip"], "10.0.0.5");
     let mut waiter = PyClient::connect(&server.url, "waiter");
@@ -206,7 +228,7 @@ fn a_server_killed_with_sigkill_restores_the_lease_for_its_holder() {
     let data = dir.path().join("data");
     let server = ServeProcess::start(&config, &data);
 
-    let mut holder = PyClient::connect(&server.url, "holder");
+    let mut holder = PyClient::connect(&format!("{}?resumable=true", server.url), "holder");
     let granted = expect(holder.acquire(1, "boards"), "granted");
     let mut waiter = PyClient::connect(&server.url, "waiter");
     expect(waiter.acquire(2, "boards"), "queued");

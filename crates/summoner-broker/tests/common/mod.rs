@@ -38,9 +38,20 @@ impl Harness {
         out
     }
 
+    /// Connects a resumable session, as the Rust client does.
     pub fn connect(&mut self, session: &str) -> Vec<String> {
+        self.connect_with(session, true)
+    }
+
+    /// Connects a session that ends with its connection, as a bare WebSocket client's does.
+    pub fn connect_fixed(&mut self, session: &str) -> Vec<String> {
+        self.connect_with(session, false)
+    }
+
+    fn connect_with(&mut self, session: &str, resumable: bool) -> Vec<String> {
         lines(&self.run(Input::Connected {
             session: session.into(),
+            resumable,
         }))
     }
 

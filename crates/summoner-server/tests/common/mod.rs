@@ -126,9 +126,18 @@ impl Server {
         format!("ws://{}/v1/lease", self.addr)
     }
 
-    /// A connected client that has read its `welcome`.
+    /// A connected client that has read its `welcome`. Its session ends with its
+    /// connection, as a bare WebSocket client's does.
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url(), None).await.unwrap()
+    }
+
+    /// A client whose session survives a dropped connection for the resume grace
+    /// (`?resumable=true`), as the Rust client's does.
+    pub async fn resumable_client(&self) -> Client {
+        Client::connect(&resumable(&self.ws_url()), None)
+            .await
+            .unwrap()
     }
 
     /// `GET path` with an optional bearer token.
@@ -374,6 +383,11 @@ impl Client {
 
 /// Asserts that `msg` is of type `ty` and returns it.
 #[track_caller]
+/// `url` asking for a resumable session.
+pub fn resumable(url: &str) -> String {
+    format!("{url}?resumable=true")
+}
+
 pub fn expect(msg: Value, ty: &str) -> Value {
     assert_eq!(msg["type"], ty, "{msg}");
     msg
