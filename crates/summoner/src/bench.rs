@@ -349,14 +349,21 @@ async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result
     Ok(())
 }
 
-/// The hand-over time: a holder closes its connection (with a close frame), and the time
-/// until the client queued behind it is granted the resource is measured. The waiter then
+/// The hand-over time: a holder closes its connection (with a close frame, or with `--drop`
+/// by dropping the TCP connection without one, as a killed process does), and the time until
+/// the client queued behind it is granted the resource is measured. The sessions are not
+/// resumable, so a drop frees the resource at once too. The waiter then
 /// becomes the holder and a new client queues behind it, for `--duration`. Each hand-over
 /// includes the journal commit of the release and the grant.
 async fn handover(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()> {
     println!(
-        "summoner bench broker --handover: one holder and one waiter on pool `{}`, {}",
+        "summoner bench broker --handover: one holder and one waiter on pool `{}`, the holder {}, {}",
         args.pool,
+        if args.drop {
+            "dropping its TCP connection"
+        } else {
+            "closing its WebSocket"
+        },
         humantime::format_duration(args.duration)
     );
     let tail = acquire_tail(&args.pool);
@@ -406,14 +413,22 @@ async fn handover(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()>
             );
         }
         let closed = Instant::now();
-        holder.close(None).await.context("closing the holder")?;
+        let old = if args.drop {
+            drop(holder);
+            None
+        } else {
+            holder.close(None).await.context("closing the holder")?;
+            Some(holder)
+        };
         let mut queued = false;
         expect(&mut waiter, "granted", &mut queued)
             .await
             .map_err(|e| anyhow::anyhow!("waiting for the hand-over: {e}"))?;
         took_us.push(u32::try_from(closed.elapsed().as_micros()).unwrap_or(u32::MAX));
         // Let the old holder's connection finish its close handshake.
-        while let Some(Ok(_)) = holder.next().await {}
+        if let Some(mut old) = old {
+            while let Some(Ok(_)) = old.next().await {}
+        }
         holder = waiter;
     }
     let _ = holder.close(None).await;

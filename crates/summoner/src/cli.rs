@@ -162,6 +162,11 @@ pub struct BenchBrokerArgs {
     #[arg(long, conflicts_with_all = ["reconnect", "idle"])]
     pub handover: bool,
 
+    /// With --handover: the holder drops its TCP connection without a WebSocket close
+    /// frame, as a killed process does, instead of closing it.
+    #[arg(long, requires = "handover")]
+    pub drop: bool,
+
     /// The pool to lease from.
     #[arg(long, value_name = "POOL", default_value = "ports")]
     pub pool: String,

@@ -94,6 +94,20 @@ fn handover_measures_close_to_grant() {
     );
     assert!(count_after(&out, "hand-overs:") >= 1, "{out}");
     assert!(out.contains("close to grant: p50 "), "{out}");
+    // A killed holder (no close frame) hands over at once too: the bench's sessions are not
+    // resumable.
+    let out = bench(
+        &serve,
+        &[
+            "--handover",
+            "--drop",
+            "--pool",
+            "one",
+            "--duration",
+            "200ms",
+        ],
+    );
+    assert!(count_after(&out, "hand-overs:") >= 1, "{out}");
 }
 
 #[test]
