@@ -54,5 +54,5 @@ pub use config::{
 pub use duration::{format_duration, parse_duration, serde_duration, serde_opt_duration};
 pub use engine::{Adoption, Broker, Input, Outputs};
 pub use event::{CancelCause, Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
-pub use restore::{LeaseFold, RestoredLease, fold_events};
+pub use restore::{Checkpoint, LeaseFold, RestoredLease, fold_events};
 pub use view::{Holder, LeaseView, PoolView, ResourceView, SessionView, Stats, WaiterView};

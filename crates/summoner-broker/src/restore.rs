@@ -49,6 +49,20 @@ fn yes() -> bool {
     true
 }
 
+/// What [`LeaseFold`] needs to know of the journal up to some event, taken from a running
+/// engine with [`Broker::checkpoint`]: a restart can then start from the newest checkpoint and
+/// fold only the events after it, and the events before it can be pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The sequence number of the last event it accounts for.
+    pub seq: u64,
+    /// The leases held then, oldest first, each with its session's resumability.
+    pub leases: Vec<RestoredLease>,
+    /// The live sessions that were not resumable then, with or without leases: a later
+    /// `resume` by one of them makes the resumed session not resumable either.
+    pub not_resumable: Vec<SessionId>,
+}
+
 /// Folds events, in journal order, into the set of held leases.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseFold {
@@ -64,6 +78,28 @@ impl LeaseFold {
     /// Nothing held, nothing seen.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The fold as it stood at `checkpoint`; apply the events after it to continue.
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Self {
+        Self {
+            held: checkpoint
+                .leases
+                .into_iter()
+                .map(|lease| {
+                    (
+                        lease.lease.clone(),
+                        RestoredLease {
+                            // Kept per session, in `not_resumable`, as `apply` does.
+                            resumable: true,
+                            ..lease
+                        },
+                    )
+                })
+                .collect(),
+            not_resumable: checkpoint.not_resumable.into_iter().collect(),
+            next_seq: checkpoint.seq + 1,
+        }
     }
 
     /// Applies one event.
@@ -155,6 +191,37 @@ pub fn fold_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> (Vec<Rest
 }
 
 impl Broker {
+    /// What a restart needs to know of the journal up to the newest event this engine has
+    /// produced (see [`Checkpoint`]).
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut leases: Vec<RestoredLease> = self
+            .leases
+            .values()
+            .map(|l| RestoredLease {
+                lease: l.id.clone(),
+                session: l.session.clone(),
+                id: l.request.clone(),
+                resources: l.resources.iter().map(|&r| self.inv.reference(r)).collect(),
+                note: l.note.clone(),
+                seq: l.seq,
+                resumable: self.sessions.get(&l.session).is_none_or(|s| s.resumable),
+            })
+            .collect();
+        leases.sort_by_key(|l| l.seq);
+        let mut not_resumable: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.resumable)
+            .map(|(id, _)| id.clone())
+            .collect();
+        not_resumable.sort();
+        Checkpoint {
+            seq: self.next_seq - 1,
+            leases,
+            not_resumable,
+        }
+    }
+
     /// An engine after a restart: `config`'s pools, with the leases in `held` put back into
     /// their sessions, which wait orphaned for a `resume` until `now + resume_grace`. Events
     /// continue from `next_seq` (or after the newest restored lease, if that is later).

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use serde_json::json;
 use summoner_broker::{
-    AdminOp, Broker, BrokerConfig, Event, EventKind, Input, Outputs, ReleaseCause, ResourceConfig,
-    fold_events,
+    AdminOp, Broker, BrokerConfig, Checkpoint, Event, EventKind, Input, LeaseFold, Outputs,
+    ReleaseCause, ResourceConfig, fold_events,
 };
 use summoner_protocol::{
     Acquire, ClientMessage, ErrorCode, Labels, LeaseId, RequestId, ServerMessage, Want,
@@ -124,6 +124,7 @@ enum Op {
         pool: usize,
     },
     Restart,
+    Checkpoint,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -169,6 +170,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::AddPool),
         1 => prop_oneof![4 => Just(2usize), 1 => 0..2usize].prop_map(|pool| Op::RemovePool { pool }),
         1 => Just(Op::Restart),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -211,6 +213,8 @@ struct Model {
     events: Vec<Event>,
     last_seq: u64,
     added: usize,
+    /// The newest checkpoint, with how many events the journal had then.
+    checkpoint: Option<(Checkpoint, usize)>,
 }
 
 impl Model {
@@ -250,6 +254,7 @@ impl Model {
             events: Vec::new(),
             last_seq: 0,
             added: 0,
+            checkpoint: None,
         }
     }
 
@@ -595,6 +600,17 @@ impl Model {
                 })?;
             }
             Op::Restart => self.restart()?,
+            Op::Checkpoint => {
+                let checkpoint = self.broker.checkpoint();
+                prop_assert_eq!(checkpoint.seq, self.last_seq);
+                // It survives the database as JSON.
+                let text = serde_json::to_string(&checkpoint).unwrap();
+                prop_assert_eq!(
+                    &serde_json::from_str::<Checkpoint>(&text).unwrap(),
+                    &checkpoint
+                );
+                self.checkpoint = Some((checkpoint, self.events.len()));
+            }
         }
         Ok(())
     }
@@ -614,6 +630,16 @@ impl Model {
             .collect();
         prop_assert_eq!(&journal, &self.events);
         let (held, next_seq) = fold_events(&journal);
+        // Starting from the newest checkpoint and folding only what came after gives the
+        // same answer as folding the whole journal.
+        if let Some((checkpoint, seen)) = &self.checkpoint {
+            let mut fold = LeaseFold::from_checkpoint(checkpoint.clone());
+            for event in &journal[*seen..] {
+                fold.apply(event);
+            }
+            prop_assert_eq!(&fold.held(), &held);
+            prop_assert_eq!(fold.next_seq(), next_seq);
+        }
         let before = self.broker.leases();
         let (broker, out) = Broker::restore(self.broker.config(), held, next_seq, self.now)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;

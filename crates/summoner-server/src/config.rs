@@ -48,6 +48,14 @@ pub struct ServerConfig {
     /// How hard SQLite makes each journal commit durable.
     #[serde(default)]
     pub sync: SyncMode,
+    /// How many events between two checkpoints of the held leases. A restart reads the newest
+    /// checkpoint and only the events after it, so this bounds the work of a restart.
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_events: u64,
+    /// How long the audit history (`/v1/events`) keeps an event. Older events are deleted
+    /// at the checkpoints, except the run-time inventory changes, which a restart replays.
+    #[serde(default = "default_history_retention", with = "serde_duration")]
+    pub history_retention: Duration,
     /// Who may connect. None: anyone who can reach the address (allowed only on loopback).
     #[serde(default, rename = "token", skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<TokenConfig>,
@@ -180,6 +188,12 @@ pub enum ConfigError {
         /// The field.
         field: &'static str,
     },
+    /// A count that makes no sense.
+    #[error("`{field}` must be at least 1")]
+    ZeroCount {
+        /// The field.
+        field: &'static str,
+    },
     /// The pools are invalid.
     #[error(transparent)]
     Pools(#[from] summoner_broker::ConfigError),
@@ -199,6 +213,14 @@ fn default_ping_interval() -> Duration {
 
 fn default_resume_grace() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_checkpoint_events() -> u64 {
+    100_000
+}
+
+fn default_history_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
 }
 
 fn default_position_interval() -> Duration {
@@ -226,6 +248,8 @@ impl Default for ServerConfig {
             resume_grace: default_resume_grace(),
             position_interval: default_position_interval(),
             sync: SyncMode::default(),
+            checkpoint_events: default_checkpoint_events(),
+            history_retention: default_history_retention(),
             tokens: Vec::new(),
             pools: default_pools(),
         }
@@ -267,6 +291,11 @@ impl ServerConfig {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration { field });
             }
+        }
+        if self.checkpoint_events == 0 {
+            return Err(ConfigError::ZeroCount {
+                field: "checkpoint_events",
+            });
         }
         let tokens = self.resolve_tokens()?;
         if tokens.is_empty() && !addr.ip().is_loopback() {

@@ -158,6 +158,15 @@ struct Conn {
     outbox: Outbox,
 }
 
+/// How the journal is kept beyond the events themselves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Journaling {
+    /// Events between two checkpoints.
+    pub checkpoint_events: u64,
+    /// How long the history keeps an event.
+    pub history_retention: std::time::Duration,
+}
+
 /// The loop's state.
 pub(crate) struct Hub {
     broker: Broker,
@@ -171,6 +180,8 @@ pub(crate) struct Hub {
     out: Outputs,
     /// What the batch in progress will hand to the journal writer.
     batch: Batch,
+    /// Events since the last checkpoint.
+    since_checkpoint: u64,
     metrics: Arc<Mutex<Metrics>>,
 }
 
@@ -191,6 +202,7 @@ impl Hub {
             sessions: HashMap::new(),
             out: Outputs::default(),
             batch: Batch::default(),
+            since_checkpoint: 0,
             metrics: Arc::new(Mutex::new(Metrics::default())),
         };
         (hub, HubHandle { tx })
@@ -204,12 +216,17 @@ impl Hub {
     /// `error {code: internal}` instead, every connection is closed with 1011, and
     /// [`crate::serve`] returns the error, so a supervisor can restart the server from the
     /// journal (held leases then wait for their holders to resume, as after any restart).
-    pub async fn run(mut self, db: SqliteConnection) -> Result<(), StoreError> {
+    pub async fn run(
+        mut self,
+        db: SqliteConnection,
+        journaling: Journaling,
+    ) -> Result<(), StoreError> {
         let (to_writer, batches) = mpsc::channel::<Batch>(1);
         let (slow_tx, mut slow) = mpsc::unbounded_channel::<ConnId>();
         let mut writer = tokio::spawn(
             Writer {
                 db,
+                history_retention: journaling.history_retention,
                 batches,
                 slow: slow_tx,
                 metrics: self.metrics.clone(),
@@ -238,6 +255,12 @@ impl Hub {
             }
             let now = tokio::time::Instant::now().into_std();
             let queries = self.batch_of(now, &mut commands, &mut dropped);
+            // A checkpoint of the state this batch leaves, stored right after its events.
+            self.since_checkpoint += self.batch.events.len() as u64;
+            if self.since_checkpoint >= journaling.checkpoint_events {
+                self.batch.checkpoint = Some(self.broker.checkpoint());
+                self.since_checkpoint = 0;
+            }
             if !self.batch.is_empty() {
                 let batch = std::mem::take(&mut self.batch);
                 // Waits while the previous batch is still being committed.
@@ -256,6 +279,14 @@ impl Hub {
         };
         match failure {
             None => {
+                // A last checkpoint, so that the next start reads no events at all.
+                if self.since_checkpoint > 0 {
+                    let last = Batch {
+                        checkpoint: Some(self.broker.checkpoint()),
+                        ..Batch::default()
+                    };
+                    let _ = to_writer.send(last).await;
+                }
                 // Let the writer finish what it has, so every answer already decided is
                 // delivered before the connections close.
                 drop(to_writer);

@@ -9,10 +9,10 @@
 //! batch bigger: the fsync is shared by more grants, exactly when that matters.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use sqlx::{Connection as _, SqliteConnection};
-use summoner_broker::{AdminError, Event};
+use summoner_broker::{AdminError, Checkpoint, Event};
 use summoner_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -40,17 +40,24 @@ pub(crate) struct Batch {
     pub deliveries: Vec<Delivery>,
     /// Admin calls to answer once the change is stored.
     pub replies: Vec<(AdminReply, Result<(), AdminError>)>,
+    /// The engine's checkpoint after this batch, to store once its events are.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.deliveries.is_empty() && self.replies.is_empty()
+        self.events.is_empty()
+            && self.deliveries.is_empty()
+            && self.replies.is_empty()
+            && self.checkpoint.is_none()
     }
 }
 
 /// The writer's state.
 pub(crate) struct Writer {
     pub db: SqliteConnection,
+    /// How long the history keeps an event; older ones are pruned after each checkpoint.
+    pub history_retention: std::time::Duration,
     pub batches: mpsc::Receiver<Batch>,
     /// Connections that fell [`crate::hub::OUTBOX_CAP`] messages behind, for the loop to
     /// drop.
@@ -62,7 +69,7 @@ impl Writer {
     /// Commits and delivers batches until the loop drops its sender, then closes the
     /// database. Stops at the first failed commit: see [`crate::hub::Hub::run`].
     pub async fn run(mut self) -> Result<(), StoreError> {
-        while let Some(batch) = self.batches.recv().await {
+        while let Some(mut batch) = self.batches.recv().await {
             if let Err(err) = self.commit(&batch.events).await {
                 self.withhold(batch);
                 // Later batches depend on this one; none of them may be delivered either.
@@ -71,7 +78,11 @@ impl Writer {
                 }
                 return Err(err);
             }
+            let checkpoint = batch.checkpoint.take();
             self.deliver(batch);
+            if let Some(checkpoint) = checkpoint {
+                self.checkpoint(&checkpoint).await;
+            }
         }
         // Closing the only writer checkpoints the WAL into the database file, so a stopped
         // server leaves a tidy file behind.
@@ -93,6 +104,24 @@ impl Writer {
             .expect("metrics are never poisoned")
             .committed(events, took);
         Ok(())
+    }
+
+    /// Stores a checkpoint and prunes the history behind it. Neither is needed for the
+    /// journal to be right (a restart without the newest checkpoint reads more events), so a
+    /// failure is logged, not fatal.
+    async fn checkpoint(&mut self, checkpoint: &Checkpoint) {
+        if let Err(err) = clock::hold(store::write_checkpoint(&mut self.db, checkpoint)).await {
+            tracing::warn!("storing a checkpoint: {}", crate::error::chain(&err));
+            return;
+        }
+        let before = SystemTime::now()
+            .checked_sub(self.history_retention)
+            .map_or(i64::MIN, store::unix_ms);
+        match clock::hold(store::prune(&mut self.db, before)).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "pruned the history"),
+            Err(err) => tracing::warn!("pruning the history: {}", crate::error::chain(&err)),
+        }
     }
 
     fn deliver(&mut self, batch: Batch) {

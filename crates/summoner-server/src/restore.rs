@@ -1,8 +1,9 @@
 //! Rebuilding the engine from the journal when the server starts.
 //!
-//! One pass over the journal, oldest first, feeds two folds: the broker's [`LeaseFold`]
-//! (which leases are still held, and where the sequence numbers continue) and the server's
-//! [`Inventory`] (the config's pools with the run-time changes replayed on top). Then
+//! Two folds: the broker's [`LeaseFold`] (which leases are still held, and where the sequence
+//! numbers continue) starts from the newest checkpoint, if there is one, and reads only the
+//! events after it; the server's [`Inventory`] (the config's pools with the run-time changes
+//! replayed on top) reads every run-time change, which the journal keeps however old. Then
 //! [`Broker::restore`] puts the held leases back into their sessions, orphaned for the resume
 //! grace, before any connection is accepted, so a restored lease can never be granted to
 //! someone else in the meantime. The events `restore` produces (leases that no longer fit are
@@ -26,11 +27,17 @@ pub(crate) async fn restore(
         dir: config.data_dir.clone(),
         source,
     };
-    let mut leases = LeaseFold::new();
+    let checkpoint = clock::hold(store::latest_checkpoint(db))
+        .await
+        .map_err(store_error)?;
+    let checkpoint_seq = checkpoint.as_ref().map_or(0, |c| c.seq);
+    let mut leases = checkpoint.map_or_else(LeaseFold::new, LeaseFold::from_checkpoint);
     let mut inventory = Inventory::new(config.pools.clone());
-    let count = clock::hold(store::fold_journal(db, |event| {
-        leases.apply(event);
-        inventory.apply(event);
+    clock::hold(store::fold_inventory(db, |event| inventory.apply(event)))
+        .await
+        .map_err(store_error)?;
+    let count = clock::hold(store::fold_journal(db, checkpoint_seq, |event| {
+        leases.apply(event)
     }))
     .await
     .map_err(store_error)?;
@@ -47,9 +54,10 @@ pub(crate) async fn restore(
     clock::hold(store::append_events(db, &out.events))
         .await
         .map_err(store_error)?;
-    if count > 0 {
+    if count > 0 || checkpoint_seq > 0 {
         tracing::info!(
-            events = count,
+            checkpoint = checkpoint_seq,
+            events_after_checkpoint = count,
             leases_restored = held_count - out.events.len(),
             leases_not_restorable = out.events.len(),
             inventory_changes_replayed = applied,

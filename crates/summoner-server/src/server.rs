@@ -18,7 +18,7 @@ use crate::auth::Auth;
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::hub::{Hub, HubHandle};
+use crate::hub::{Hub, HubHandle, Journaling};
 use crate::restore::restore;
 use crate::store;
 use crate::ws;
@@ -91,7 +91,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutting_down = Arc::new(AtomicBool::new(false));
     let (hub, handle) = Hub::new(broker, stop_rx.clone(), shutting_down.clone());
-    let hub_task = tokio::spawn(hub.run(db));
+    let hub_task = tokio::spawn(hub.run(
+        db,
+        Journaling {
+            checkpoint_events: config.checkpoint_events,
+            history_retention: config.history_retention,
+        },
+    ));
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let state = AppState(Arc::new(Shared {
         hub: handle,

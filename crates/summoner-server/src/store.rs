@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Executor as _, Row as _, SqliteConnection, SqlitePool};
-use summoner_broker::Event;
+use summoner_broker::{Checkpoint, Event};
 
 use crate::config::SyncMode;
 
@@ -61,6 +61,15 @@ pub enum StoreError {
          newer version"
     )]
     NewerDatabase(i64),
+    /// A stored checkpoint is not valid JSON of a [`Checkpoint`].
+    #[error("checkpoint {seq} in the journal cannot be read")]
+    BadCheckpoint {
+        /// Its sequence number.
+        seq: i64,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A stored event is not valid JSON of an [`Event`].
     #[error("event {seq} in the journal cannot be read")]
     BadEvent {
@@ -370,14 +379,14 @@ where
         .collect()
 }
 
-/// Feeds every event of the journal, oldest first, to `f`, a page at a time, so that a long
-/// journal is folded without being held in memory.
+/// Feeds every event of the journal after `after`, oldest first, to `f`, a page at a time, so
+/// that a long journal is folded without being held in memory.
 pub async fn fold_journal(
     conn: &mut SqliteConnection,
+    mut after: u64,
     mut f: impl FnMut(&Event),
 ) -> Result<u64, StoreError> {
     const PAGE: u32 = 10_000;
-    let mut after = 0;
     let mut count = 0;
     loop {
         let page = events_after(&mut *conn, after, PAGE).await?;
@@ -390,6 +399,101 @@ pub async fn fold_journal(
             return Ok(count);
         }
     }
+}
+
+/// The event types that change the inventory at run time. A restart replays all of them, so
+/// pruning keeps them; the partial index `events_inventory` (migration 0002) lists the same
+/// types, and SQLite uses it only for a query with this exact condition.
+const INVENTORY_KINDS: &str = "kind IN (
+    'resource_added', 'resource_changed', 'resource_removed', 'resource_disabled',
+    'resource_enabled', 'pool_added', 'pool_removed'
+)";
+
+/// Feeds every run-time inventory change of the journal, oldest first, to `f`.
+pub async fn fold_inventory(
+    conn: &mut SqliteConnection,
+    mut f: impl FnMut(&Event),
+) -> Result<u64, StoreError> {
+    let sql = format!("SELECT seq, json FROM events WHERE {INVENTORY_KINDS} ORDER BY seq");
+    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+    for row in &rows {
+        let seq: i64 = row.get(0);
+        let event: Event = serde_json::from_str(row.get(1))
+            .map_err(|source| StoreError::BadEvent { seq, source })?;
+        f(&event);
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Stores `checkpoint` as the newest one. Older checkpoints keep only their `seq` and `at`,
+/// which [`prune`] goes by.
+pub async fn write_checkpoint(
+    conn: &mut SqliteConnection,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    let seq = i64::try_from(checkpoint.seq).expect("sequence numbers fit in an i64");
+    let json = serde_json::to_string(checkpoint).expect("a checkpoint always serializes");
+    let mut tx = conn.begin().await?;
+    sqlx::query("INSERT OR REPLACE INTO checkpoints (seq, at, json) VALUES (?1, ?2, ?3)")
+        .bind(seq)
+        .bind(unix_ms(SystemTime::now()))
+        .bind(json)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE checkpoints SET json = NULL WHERE seq < ?1 AND json IS NOT NULL")
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The newest checkpoint, if any.
+pub async fn latest_checkpoint(
+    conn: &mut SqliteConnection,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT seq, json FROM checkpoints WHERE json IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        let seq: i64 = row.get(0);
+        serde_json::from_str(row.get(1)).map_err(|source| StoreError::BadCheckpoint { seq, source })
+    })
+    .transpose()
+}
+
+/// The most events one [`prune`] deletes, so that the writer's pause for it stays short; a
+/// backlog is worked off over the following checkpoints.
+const PRUNE_CHUNK: i64 = 100_000;
+
+/// Deletes events stored before `before_ms` (unix time in milliseconds) from the history, at
+/// most [`PRUNE_CHUNK`] of them, and returns how many. Only events that a checkpoint accounts
+/// for go: those up to the newest checkpoint stored before `before_ms`; run-time inventory
+/// changes always stay (a restart replays them).
+pub async fn prune(conn: &mut SqliteConnection, before_ms: i64) -> Result<u64, StoreError> {
+    let cutoff: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM checkpoints WHERE at < ?1")
+        .bind(before_ms)
+        .fetch_one(&mut *conn)
+        .await?;
+    let Some(cutoff) = cutoff else {
+        return Ok(0);
+    };
+    let oldest: Option<i64> = sqlx::query_scalar("SELECT min(seq) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let upto = oldest.map_or(cutoff, |oldest| {
+        cutoff.min(oldest.saturating_add(PRUNE_CHUNK))
+    });
+    let sql = format!("DELETE FROM events WHERE seq <= ?1 AND NOT {INVENTORY_KINDS}");
+    let deleted = sqlx::query(&sql).bind(upto).execute(&mut *conn).await?;
+    // The marks before the cutoff have served their purpose.
+    sqlx::query("DELETE FROM checkpoints WHERE seq < ?1")
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?;
+    Ok(deleted.rows_affected())
 }
 
 /// The sequence number of the newest stored event, 0 if there is none.
@@ -490,5 +594,128 @@ mod tests {
             .collect();
         assert!(append_events(&mut conn, &events).await.is_err());
         assert_eq!(count(&mut conn).await.0, stored);
+    }
+
+    fn disabled(seq: u64) -> Event {
+        Event {
+            seq,
+            kind: EventKind::ResourceDisabled {
+                pool: "boards".into(),
+                name: "rpi-1".into(),
+            },
+        }
+    }
+
+    fn checkpoint(seq: u64) -> Checkpoint {
+        Checkpoint {
+            seq,
+            leases: vec![],
+            not_resumable: vec![SessionId("s".into())],
+        }
+    }
+
+    /// Marks a checkpoint as stored at `at` (unix milliseconds).
+    async fn stamp(conn: &mut SqliteConnection, seq: u64, at: i64) {
+        sqlx::query("UPDATE checkpoints SET at = ?1 WHERE seq = ?2")
+            .bind(at)
+            .bind(i64::try_from(seq).unwrap())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+
+    async fn seqs(conn: &mut SqliteConnection) -> Vec<u64> {
+        events_after(&mut *conn, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.seq)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_newest_checkpoint_is_read_back_and_the_older_keep_only_their_mark() {
+        let mut conn = open_in_memory().await.unwrap();
+        assert_eq!(latest_checkpoint(&mut conn).await.unwrap(), None);
+        write_checkpoint(&mut conn, &checkpoint(10)).await.unwrap();
+        write_checkpoint(&mut conn, &checkpoint(20)).await.unwrap();
+        assert_eq!(
+            latest_checkpoint(&mut conn).await.unwrap(),
+            Some(checkpoint(20))
+        );
+        let rows: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT seq, json FROM checkpoints ORDER BY seq")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], (10, None));
+        assert!(rows[1].1.is_some());
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_only_old_events_a_checkpoint_covers_and_keeps_inventory_changes() {
+        let mut conn = open_in_memory().await.unwrap();
+        let events: Vec<Event> = (1..=30)
+            .map(|seq| {
+                if seq == 5 {
+                    disabled(seq)
+                } else {
+                    connected(seq)
+                }
+            })
+            .collect();
+        append_events(&mut conn, &events).await.unwrap();
+        // No checkpoint, nothing to prune by.
+        assert_eq!(prune(&mut conn, i64::MAX).await.unwrap(), 0);
+        write_checkpoint(&mut conn, &checkpoint(10)).await.unwrap();
+        write_checkpoint(&mut conn, &checkpoint(20)).await.unwrap();
+        stamp(&mut conn, 10, 1_000).await;
+        stamp(&mut conn, 20, 2_000).await;
+        // Both checkpoints are newer than the cutoff: nothing goes.
+        assert_eq!(prune(&mut conn, 1_000).await.unwrap(), 0);
+        // Checkpoint 10 is older: the events up to it go, but for the inventory change.
+        assert_eq!(prune(&mut conn, 1_500).await.unwrap(), 9);
+        let mut expected: Vec<u64> = vec![5];
+        expected.extend(11..=30);
+        assert_eq!(seqs(&mut conn).await, expected);
+        let mut found = Vec::new();
+        fold_inventory(&mut conn, |e| found.push(e.seq))
+            .await
+            .unwrap();
+        assert_eq!(found, [5]);
+        // Both are older: up to 20, and the mark of 10 is no longer needed.
+        assert_eq!(prune(&mut conn, 5_000).await.unwrap(), 10);
+        let mut expected: Vec<u64> = vec![5];
+        expected.extend(21..=30);
+        assert_eq!(seqs(&mut conn).await, expected);
+        let marks: Vec<i64> = sqlx::query_scalar("SELECT seq FROM checkpoints")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(marks, [20]);
+        assert_eq!(
+            latest_checkpoint(&mut conn).await.unwrap(),
+            Some(checkpoint(20))
+        );
+    }
+
+    #[tokio::test]
+    async fn inventory_changes_are_found_through_their_index() {
+        let mut conn = open_in_memory().await.unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT seq, json FROM events WHERE {INVENTORY_KINDS} ORDER BY seq"
+        );
+        let plan: Vec<String> = sqlx::query(&sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>(3))
+            .collect();
+        assert!(
+            plan.iter().any(|step| step.contains("events_inventory")),
+            "{plan:?}"
+        );
     }
 }

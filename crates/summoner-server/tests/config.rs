@@ -21,6 +21,8 @@ fn defaults_make_a_usable_server() {
     assert_eq!(config.ping_interval, Duration::from_secs(5));
     assert_eq!(config.resume_grace, Duration::from_secs(30));
     assert_eq!(config.sync, SyncMode::Full);
+    assert_eq!(config.checkpoint_events, 100_000);
+    assert_eq!(config.history_retention, Duration::from_secs(90 * 86_400));
     assert!(config.tokens.is_empty());
     assert_eq!(config.pools.len(), 1);
     assert_eq!(config.pools[0].name, "ports");
@@ -114,4 +116,15 @@ fn tokens_are_checked() {
 fn a_missing_file_says_which() {
     let err = ServerConfig::load(Path::new("/nonexistent/summoner.toml")).unwrap_err();
     assert_eq!(err.to_string(), "cannot read /nonexistent/summoner.toml");
+}
+
+#[test]
+fn checkpoints_need_a_positive_interval() {
+    assert!(
+        error("checkpoint_events = 0").contains("`checkpoint_events` must be at least 1"),
+        "{}",
+        error("checkpoint_events = 0")
+    );
+    let config = parse("history_retention = \"0s\"\ncheckpoint_events = 10").unwrap();
+    assert_eq!(config.history_retention, Duration::ZERO);
 }

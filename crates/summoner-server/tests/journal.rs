@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{Client, Crashable, Ended, Server, config, expect, pool, resumable};
+use common::{Client, Crashable, Ended, Server, config, expect, http, pool, resumable};
 use serde_json::json;
 use sqlx::Connection as _;
+use summoner_server::ServerConfig;
 
 /// After a crash, the held lease is back, orphaned for the resume grace: a waiter that comes
 /// back first is queued, not granted, and the holder resumes its lease by session id.
@@ -153,4 +154,88 @@ async fn a_failed_journal_write_stops_the_server() {
         matches!(err, summoner_server::ServerError::Journal(_)),
         "{err:?}"
     );
+}
+
+/// With a checkpoint every few events and a history that keeps nothing old, a crash and two
+/// restarts still give back the held lease and the run-time inventory change: the restart
+/// starts from the newest checkpoint, and pruning never takes what a restart needs.
+#[tokio::test]
+async fn checkpoints_and_pruning_keep_what_a_restart_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig {
+        checkpoint_events: 4,
+        history_retention: std::time::Duration::ZERO,
+        ..config(dir.path(), vec![pool("boards", 2), pool("ports", 1)])
+    };
+
+    let first = Crashable::start(cfg.clone()).await;
+    let mut admin = Client::connect(&first.ws_url(), None).await.unwrap();
+    let mut holder = Client::connect(&resumable(&first.ws_url()), None)
+        .await
+        .unwrap();
+    let granted = expect(holder.acquire(1, "boards").await, "granted");
+    let (status, _) = http(
+        first.addr,
+        "POST",
+        "/v1/pools/boards/resources/r1/disable",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Enough lease cycles for several checkpoints.
+    for id in 10..30 {
+        let lease = expect(admin.acquire(id, "ports").await, "granted")["lease"].clone();
+        admin.send(json!({"type": "release", "lease": lease})).await;
+        expect(admin.recv().await, "released");
+    }
+    first.crash();
+
+    // The journal has checkpoints, and the restart uses the newest.
+    let db = dir.path().join("summoner.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT max(seq) FROM checkpoints WHERE json IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(newest > 20, "checkpoints are taken as events go: {newest}");
+    conn.close().await.unwrap();
+
+    for round in 0..2 {
+        let server = Server::start(cfg.clone()).await;
+        let (_, leases) = server.get("/v1/leases", None).await;
+        assert_eq!(leases["leases"][0]["lease"], granted["lease"], "{leases}");
+        let (_, boards) = server.get("/v1/pools/boards", None).await;
+        assert_eq!(boards["resources"][1]["name"], "r1");
+        assert_eq!(boards["resources"][1]["enabled"], false, "{boards}");
+        // More cycles: more checkpoints and pruning, then a graceful stop, which leaves a
+        // final checkpoint.
+        let mut client = server.client().await;
+        for id in 100..110 {
+            let lease = expect(client.acquire(id, "ports").await, "granted")["lease"].clone();
+            client
+                .send(json!({"type": "release", "lease": lease}))
+                .await;
+            expect(client.recv().await, "released");
+        }
+        // The history keeps the inventory change however old.
+        let (_, events) = server.get("/v1/events?limit=1000", None).await;
+        let events = events["events"].as_array().unwrap();
+        assert!(
+            events.iter().any(|e| e["type"] == "resource_disabled"),
+            "{events:?}"
+        );
+        if round == 1 {
+            // By now the first run's checkpoints are in the past, and the events they
+            // cover are gone: the oldest left but the inventory change is a later one.
+            let oldest_other = events
+                .iter()
+                .find(|e| e["type"] != "resource_disabled")
+                .unwrap();
+            assert!(oldest_other["seq"].as_u64().unwrap() > 20, "{events:?}");
+        }
+        server.stop().await.unwrap();
+    }
 }

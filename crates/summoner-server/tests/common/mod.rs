@@ -261,7 +261,7 @@ async fn http_raw(
         .expect("the HTTP request completes")
 }
 
-async fn http(
+pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
