@@ -165,6 +165,8 @@ pub(crate) struct Journaling {
     pub checkpoint_events: u64,
     /// How long the history keeps an event.
     pub history_retention: std::time::Duration,
+    /// Events in the journal after its newest checkpoint when the loop starts.
+    pub uncheckpointed: u64,
 }
 
 /// The loop's state.
@@ -233,6 +235,7 @@ impl Hub {
             }
             .run(),
         );
+        self.since_checkpoint = journaling.uncheckpointed;
         let mut commands: Vec<Command> = Vec::with_capacity(BATCH_CAP);
         let mut dropped: Vec<ConnId> = Vec::new();
         let failure = loop {

@@ -18,11 +18,12 @@ use crate::error::ServerError;
 use crate::inventory::Inventory;
 use crate::store;
 
-/// The engine as the journal in `db` left it.
+/// The engine as the journal in `db` left it, and how many events it read after the newest
+/// checkpoint (which the next checkpoint will cover).
 pub(crate) async fn restore(
     db: &mut SqliteConnection,
     config: &ServerConfig,
-) -> Result<Broker, ServerError> {
+) -> Result<(Broker, u64), ServerError> {
     let store_error = |source| ServerError::Store {
         dir: config.data_dir.clone(),
         source,
@@ -66,5 +67,5 @@ pub(crate) async fn restore(
             "restored from the journal"
         );
     }
-    Ok(broker)
+    Ok((broker, count + out.events.len() as u64))
 }

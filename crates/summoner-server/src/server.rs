@@ -86,7 +86,7 @@ pub async fn serve(
     let readers = clock::hold(store::open_readers(&config.data_dir))
         .await
         .map_err(store_error)?;
-    let broker = restore(&mut db, &config).await?;
+    let (broker, uncheckpointed) = restore(&mut db, &config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutting_down = Arc::new(AtomicBool::new(false));
@@ -96,6 +96,7 @@ pub async fn serve(
         Journaling {
             checkpoint_events: config.checkpoint_events,
             history_retention: config.history_retention,
+            uncheckpointed,
         },
     ));
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
