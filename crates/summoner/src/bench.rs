@@ -181,10 +181,16 @@ async fn expect(ws: &mut Ws, want: &str, queued: &mut bool) -> Result<String, St
     }
 }
 
-/// One acquire → granted → release → released on an open connection.
-async fn cycle(ws: &mut Ws, id: u64, acquire_tail: &str) -> Result<Cycle, String> {
+/// One acquire → granted → release → released on an open connection. Grant latency counts
+/// from `due` if given (the open loop's schedule), else from sending the `acquire`.
+async fn cycle(
+    ws: &mut Ws,
+    id: u64,
+    acquire_tail: &str,
+    due: Option<Instant>,
+) -> Result<Cycle, String> {
     let frame = format!(r#"{{"type":"acquire","id":{id},{acquire_tail}"#);
-    let sent = Instant::now();
+    let sent = due.unwrap_or_else(Instant::now);
     ws.send(Message::text(frame))
         .await
         .map_err(|e: tungstenite::Error| e.to_string())?;
@@ -249,11 +255,20 @@ fn acquire_tail(pool: &str) -> String {
 
 /// N clients on persistent connections, each cycling until the deadline.
 async fn persistent(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()> {
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        bail!("--rate must be a positive number of cycles per second");
+    }
     println!(
-        "summoner bench broker: {} clients on persistent connections, pool `{}`, {}",
+        "summoner bench broker: {} clients on persistent connections, pool `{}`, {}{}",
         args.clients,
         args.pool,
-        humantime::format_duration(args.duration)
+        humantime::format_duration(args.duration),
+        match args.rate {
+            Some(rate) => format!(", open loop at {} cycles/s", thousands(rate.round() as u64)),
+            None => String::new(),
+        }
     );
     let (conns, failed, took) = connect_all(args.clients, target).await;
     println!(
@@ -268,14 +283,31 @@ async fn persistent(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<(
     let start = Instant::now();
     let deadline = start + args.duration;
     let mut tasks = Vec::with_capacity(conns.len());
-    for mut ws in conns {
+    let clients = conns.len();
+    // In the open loop each client starts a cycle every `period`, the clients staggered
+    // evenly across one period.
+    let period = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+    for (i, mut ws) in conns.into_iter().enumerate() {
         let tail = tail.clone();
+        let mut due = period.map(|p| start + p.mul_f64(i as f64 / clients as f64));
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut id = 0u64;
             while Instant::now() < deadline {
+                if let Some(at) = due {
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 id += 1;
-                match cycle(&mut ws, id, &tail).await {
+                let result = cycle(&mut ws, id, &tail, due).await;
+                if let (Some(at), Some(period)) = (&mut due, period) {
+                    *at += period;
+                }
+                match result {
                     Ok(c) => samples.record(&c),
                     Err(e) => {
                         samples.errors += 1;
@@ -327,7 +359,7 @@ async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result
                         continue;
                     }
                 };
-                match cycle(&mut ws, 1, &tail).await {
+                match cycle(&mut ws, 1, &tail, None).await {
                     Ok(c) => samples.record(&c),
                     Err(e) => {
                         samples.errors += 1;

@@ -152,6 +152,13 @@ pub struct BenchBrokerArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: std::time::Duration,
 
+    /// Open loop: start this many cycles per second in all, spread evenly over the clients
+    /// and in time, instead of each client starting its next cycle as soon as the last one
+    /// ends. Grant latency then counts from when a cycle was due, so a server that falls
+    /// behind shows it.
+    #[arg(long, value_name = "CYCLES_PER_SEC", conflicts_with_all = ["reconnect", "idle", "handover"])]
+    pub rate: Option<f64>,
+
     /// Open a new connection for every cycle (connect, acquire, release, close).
     #[arg(long, conflicts_with = "idle")]
     pub reconnect: bool,

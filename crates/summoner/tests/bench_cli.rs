@@ -86,6 +86,33 @@ fn closed_loop_modes_count_cycles_and_no_failures() {
 }
 
 #[test]
+fn the_open_loop_starts_cycles_on_schedule() {
+    let serve = Serve::with_config(CONFIG);
+    let out = bench(
+        &serve,
+        &[
+            "--clients",
+            "4",
+            "--duration",
+            "200ms",
+            "--pool",
+            "ports",
+            "--rate",
+            "200",
+        ],
+    );
+    assert!(out.contains("open loop at 200 cycles/s"), "{out}");
+    // Every client starts at least its first cycle, and none starts one before it is due:
+    // at most rate × duration, plus one per client for the first.
+    let cycles = count_after(&out, "cycles:");
+    assert!((4..=44).contains(&cycles), "{out}");
+    assert!(
+        out.contains("refused or failed connections: 0; failed cycles: 0"),
+        "{out}"
+    );
+}
+
+#[test]
 fn handover_measures_close_to_grant() {
     let serve = Serve::with_config(CONFIG);
     let out = bench(
