@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
