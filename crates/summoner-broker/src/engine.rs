@@ -83,8 +83,8 @@ pub enum Input {
     },
     /// A connection ended. `clean`: the client closed it properly, and everything it holds is
     /// released at once. Otherwise (a dead peer, a reset) the leases of a resumable session
-    /// are kept for the resume grace, and those of any other released at once. A connection the engine asked to close (see [`Outputs::close`]) must not be
-    /// reported here.
+    /// are kept for the resume grace, and those of any other released at once. A connection
+    /// the engine asked to close (see [`Outputs::close`]) must not be reported here.
     Disconnected {
         /// Whose.
         session: SessionId,

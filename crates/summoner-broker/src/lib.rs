@@ -8,8 +8,8 @@
 //! every step.
 //!
 //! The rules (all-or-nothing grants, priority then arrival without starving large requests,
-//! coalesced queue positions, resumable sessions that survive a dropped connection) are described in
-//! `docs/broker.md`; the queue policy itself lives in `queue.rs`.
+//! coalesced queue positions, resumable sessions that survive a dropped connection) are
+//! described in `docs/broker.md`; the queue policy itself lives in `queue.rs`.
 //!
 //! ```
 //! use std::time::{Duration, Instant};

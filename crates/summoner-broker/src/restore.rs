@@ -4,12 +4,12 @@
 //! `released` or `revoked` event. [`LeaseFold`] computes that set; [`Broker::restore`] puts
 //! those leases back, each in its old session, now orphaned with a fresh resume grace, so the
 //! holders can reconnect and `resume`; a lease whose session was not resumable is released
-//! instead, since its holder's connection ended with the server. The leases take their slots before any new request is
-//! seen, so nothing is granted twice. A lease whose resource no longer exists in the config is
-//! revoked with an event. A resource whose capacity is now below its restored holders keeps
-//! them all, exactly as after a run-time capacity change, and is not granted again until there
-//! is room: the journal is the truth about who holds what, and a restart should not take a
-//! board away from a test that is using it.
+//! instead, since its holder's connection ended with the server. The leases take their slots
+//! before any new request is seen, so nothing is granted twice. A lease whose resource no
+//! longer exists in the config is revoked with an event. A resource whose capacity is now
+//! below its restored holders keeps them all, exactly as after a run-time capacity change, and
+//! is not granted again until there is room: the journal is the truth about who holds what,
+//! and a restart should not take a board away from a test that is using it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};

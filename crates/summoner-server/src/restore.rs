@@ -10,7 +10,7 @@
 //! revoked) are journaled before the server starts listening.
 
 use sqlx::SqliteConnection;
-use summoner_broker::{Broker, BrokerConfig, LeaseFold};
+use summoner_broker::{Broker, BrokerConfig, EventKind, LeaseFold};
 
 use crate::clock;
 use crate::config::ServerConfig;
@@ -56,11 +56,19 @@ pub(crate) async fn restore(
         .await
         .map_err(store_error)?;
     if count > 0 || checkpoint_seq > 0 {
+        // Each lease that is not put back is ended by one event: `revoked` when it no longer
+        // fits, `released` when its session could not resume.
+        let revoked = out
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Revoked { .. }))
+            .count();
         tracing::info!(
             checkpoint = checkpoint_seq,
             events_after_checkpoint = count,
             leases_restored = held_count - out.events.len(),
-            leases_not_restorable = out.events.len(),
+            leases_not_restorable = revoked,
+            leases_of_sessions_that_cannot_resume = out.events.len() - revoked,
             inventory_changes_replayed = applied,
             inventory_changes_skipped = skipped,
             next_seq = broker.next_seq(),

@@ -11,7 +11,8 @@
 //! - a close frame from the peer is a deliberate goodbye: `Disconnected {clean: true}`, and
 //!   everything the session holds is released at once;
 //! - EOF or a reset without a close frame, a peer silent for two ping intervals, a frame over
-//!   the size limit: `Disconnected {clean: false}`, and the leases wait for the resume grace;
+//!   the size limit: `Disconnected {clean: false}`, and the leases of a resumable session wait
+//!   for the resume grace (any other session's are released at once);
 //! - a close decided by the server (shutdown, a `resume` elsewhere, a client too slow to
 //!   read): the loop already knows, and nothing is reported.
 
