@@ -510,3 +510,59 @@ async fn resuming_a_live_session_closes_the_old_connection() {
     );
     server.stop().await.unwrap();
 }
+
+/// The server turns Nagle off on every connection. With it on, a waiter that had been sent
+/// `queued` (and, sending nothing since, delayed its ACK) got its `granted` up to 40 ms late.
+/// The server runs in this process, so its end of the connection is one of our own sockets:
+/// found by its address and asked directly.
+#[tokio::test]
+async fn connections_have_nagle_off() {
+    use std::os::fd::RawFd;
+    use tokio_tungstenite::MaybeTlsStream;
+
+    /// The local and peer ports of socket `fd`, if it is an IPv4 TCP socket.
+    fn ports(fd: RawFd) -> Option<(u16, u16)> {
+        let port = |get: unsafe extern "C" fn(
+            libc::c_int,
+            *mut libc::sockaddr,
+            *mut libc::socklen_t,
+        ) -> libc::c_int| {
+            // SAFETY: a zeroed sockaddr_in is a valid value, and the length passed is its size.
+            let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: `addr` and `len` are valid for writes of the size given; a bad or
+            // non-socket fd only makes the call fail.
+            let rc = unsafe { get(fd, (&raw mut addr).cast(), &raw mut len) };
+            (rc == 0 && i32::from(addr.sin_family) == libc::AF_INET)
+                .then(|| u16::from_be(addr.sin_port))
+        };
+        Some((port(libc::getsockname)?, port(libc::getpeername)?))
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    let client = server.client().await;
+    let MaybeTlsStream::Plain(stream) = client.ws.get_ref() else {
+        panic!("a plain TCP connection")
+    };
+    let ours = stream.local_addr().unwrap().port();
+    let theirs = (0..4096)
+        .find(|&fd| ports(fd) == Some((server.addr.port(), ours)))
+        .expect("the server's end of the connection is a socket of this process");
+    let mut nodelay: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `nodelay` and `len` are valid for writes of the size given.
+    let rc = unsafe {
+        libc::getsockopt(
+            theirs,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&raw mut nodelay).cast(),
+            &raw mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    assert_eq!(nodelay, 1, "TCP_NODELAY is off on the server's end");
+    drop(client);
+    server.stop().await.unwrap();
+}
