@@ -106,6 +106,12 @@ pub struct LeaseArgs {
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
 
+    /// Do not reconnect and resume if the connection drops. The server then frees the lease
+    /// the moment this process dies, even by SIGKILL, instead of keeping it for its resume
+    /// grace; but a server restart or a network drop ends the lease too.
+    #[arg(long)]
+    pub no_resume: bool,
+
     /// What to lease, all at once: `POOL[:COUNT][,KEY=VALUE...]`, e.g. `ports:2` or
     /// `boards,arch=arm64`.
     #[arg(value_name = "SPEC", required = true, value_parser = crate::lease::parse_spec)]

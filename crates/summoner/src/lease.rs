@@ -227,8 +227,11 @@ async fn lease(args: LeaseArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server);
     // Signals are ours from the start, so Ctrl-C while waiting closes the connection cleanly.
     let mut signals = Signals::new().context("installing signal handlers")?;
-    let client = Client::builder(&server)
-        .token_opt(token(&args.server))
+    let mut builder = Client::builder(&server).token_opt(token(&args.server));
+    if args.no_resume {
+        builder = builder.no_reconnect();
+    }
+    let client = builder
         .connect()
         .await
         .map_err(|e| connect_error(&server, e))?;

@@ -391,3 +391,25 @@ fn an_unknown_pool_or_too_much_fails_at_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unsatisfiable"), "{}", stderr(&out));
 }
+
+/// `--no-resume`: the lease dies with the process, even by SIGKILL, and the waiter is served at
+/// once (the default, resumable, would keep it for the server's grace, an hour here).
+#[test]
+fn a_holder_with_no_resume_killed_by_sigkill_frees_the_lease_at_once() {
+    let serve = Serve::with_config(&format!("resume_grace = \"1h\"\n{CONFIG}"));
+    let mut holder = Holder::start(&serve, &["--no-resume", "boards"]);
+    let mut waiter = serve
+        .cmd()
+        .args(["lease", "boards", "--", "sh", "-c"])
+        .arg("echo got $SUMMONER_BOARDS_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(waiter.stderr.take().unwrap(), "waiter stderr");
+    let out = lines(waiter.stdout.take().unwrap(), "waiter stdout");
+    wait_for_line(&err, "waiting: position 1 in the queue");
+    holder.child.kill().unwrap();
+    wait_for_line(&out, "got rpi-1");
+    assert!(wait_exit(&mut waiter).success());
+}
