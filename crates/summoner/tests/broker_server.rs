@@ -68,6 +68,21 @@ impl ServeProcess {
     }
 
     /// SIGTERM: a graceful shutdown, exit code 0.
+    /// `GET path` of the server's HTTP API, as JSON.
+    fn http_get(&self, path: &str) -> Value {
+        let base = self
+            .url
+            .replace("ws://", "http://")
+            .replace("/v1/lease", "");
+        let body = ureq::get(&format!("{base}{path}"))
+            .call()
+            .expect("the HTTP API answers")
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
     fn terminate(mut self) {
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -174,16 +189,10 @@ fn expect(msg: Value, ty: &str) -> Value {
     msg
 }
 
-/// A test process that dies holding a board does not leak it: the connection drops, and the
-/// board goes to the next in line at once (the resume grace, an hour here, is only for
-/// sessions that asked to be resumable).
-#[test]
-fn a_holder_killed_with_sigkill_releases_to_the_next_waiter_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "1h");
-    let server = ServeProcess::start(&config, &dir.path().join("data"));
-
-    let mut holder = PyClient::connect(&server.url, "holder");
+/// A holder (connected to `holder_url` of `server`) killed with SIGKILL: its board goes to the
+/// waiter queued behind it. Returns the cause the server recorded for the release.
+fn killed_holder_hands_over(server: &ServeProcess, holder_url: &str) -> String {
+    let mut holder = PyClient::connect(holder_url, "holder");
     let granted = expect(holder.acquire(1, "boards"), "granted");
     assert_eq!(granted["resources"][0]["props"]["ip"], "10.0.0.5");
     let mut waiter = PyClient::connect(&server.url, "waiter");
@@ -193,6 +202,27 @@ fn a_holder_killed_with_sigkill_releases_to_the_next_waiter_at_once() {
     let regranted = expect(waiter.recv(), "granted");
     assert_eq!(regranted["resources"][0]["name"], "rpi-1");
     assert_ne!(regranted["lease"], granted["lease"]);
+    let events = server.http_get("/v1/events?limit=1000");
+    let causes: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "released")
+        .map(|e| e["cause"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(causes.len(), 1, "{events}");
+    causes[0].clone()
+}
+
+/// A test process that dies holding a board does not leak it: the connection drops, and the
+/// board goes to the next in line at once (the resume grace, an hour here, is only for
+/// sessions that asked to be resumable).
+#[test]
+fn a_holder_killed_with_sigkill_releases_to_the_next_waiter_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "1h");
+    let server = ServeProcess::start(&config, &dir.path().join("data"));
+    assert_eq!(killed_holder_hands_over(&server, &server.url), "disconnect");
     server.terminate();
 }
 
@@ -203,17 +233,8 @@ fn a_resumable_holder_killed_with_sigkill_releases_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "300ms");
     let server = ServeProcess::start(&config, &dir.path().join("data"));
-
-    let mut holder = PyClient::connect(&format!("{}?resumable=true", server.url), "holder");
-    let granted = expect(holder.acquire(1, "boards"), "granted");
-    assert_eq!(granted["resources"][0]["props"]["ip"], "10.0.0.5");
-    let mut waiter = PyClient::connect(&server.url, "waiter");
-    assert_eq!(expect(waiter.acquire(2, "boards"), "queued")["position"], 1);
-
-    holder.kill();
-    let regranted = expect(waiter.recv(), "granted");
-    assert_eq!(regranted["resources"][0]["name"], "rpi-1");
-    assert_ne!(regranted["lease"], granted["lease"]);
+    let url = format!("{}?resumable=true", server.url);
+    assert_eq!(killed_holder_hands_over(&server, &url), "grace_expired");
     server.terminate();
 }
 

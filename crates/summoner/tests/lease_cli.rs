@@ -131,6 +131,41 @@ impl Drop for Holder {
     }
 }
 
+/// `summoner lease boards -- sh -c 'echo got $SUMMONER_BOARDS_NAME'`, queued behind a holder.
+struct Waiter {
+    child: Child,
+    out: Receiver<String>,
+    _err: Receiver<String>,
+}
+
+impl Waiter {
+    /// Starts it and waits until it says it is first in the queue.
+    fn queued(serve: &Serve) -> Waiter {
+        let mut child = serve
+            .cmd()
+            .args(["lease", "boards", "--", "sh", "-c"])
+            .arg("echo got $SUMMONER_BOARDS_NAME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = lines(child.stderr.take().unwrap(), "waiter stderr");
+        let out = lines(child.stdout.take().unwrap(), "waiter stdout");
+        wait_for_line(&err, "waiting: position 1 in the queue");
+        Waiter {
+            child,
+            out,
+            _err: err,
+        }
+    }
+
+    /// Waits until it got the board, ran its command and exited successfully.
+    fn served(mut self) {
+        wait_for_line(&self.out, "got rpi-1");
+        assert!(wait_exit(&mut self.child).success());
+    }
+}
+
 #[test]
 fn lease_runs_the_command_with_the_resources_in_its_environment() {
     let serve = serve();
@@ -243,20 +278,9 @@ fn a_held_pool_makes_a_short_wait_time_out() {
 fn a_waiting_lease_shows_its_position_and_gets_the_resource_when_freed() {
     let serve = serve();
     let holder = Holder::start(&serve, &["boards"]);
-    let mut waiter = serve
-        .cmd()
-        .args(["lease", "boards", "--", "sh", "-c"])
-        .arg("echo got $SUMMONER_BOARDS_NAME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = lines(waiter.stderr.take().unwrap(), "waiter stderr");
-    let out = lines(waiter.stdout.take().unwrap(), "waiter stdout");
-    wait_for_line(&err, "waiting: position 1 in the queue");
+    let waiter = Waiter::queued(&serve);
     assert!(holder.close().success());
-    wait_for_line(&out, "got rpi-1");
-    assert!(wait_exit(&mut waiter).success());
+    waiter.served();
 }
 
 #[test]
@@ -398,18 +422,7 @@ fn an_unknown_pool_or_too_much_fails_at_once() {
 fn a_holder_with_no_resume_killed_by_sigkill_frees_the_lease_at_once() {
     let serve = Serve::with_config(&format!("resume_grace = \"1h\"\n{CONFIG}"));
     let mut holder = Holder::start(&serve, &["--no-resume", "boards"]);
-    let mut waiter = serve
-        .cmd()
-        .args(["lease", "boards", "--", "sh", "-c"])
-        .arg("echo got $SUMMONER_BOARDS_NAME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = lines(waiter.stderr.take().unwrap(), "waiter stderr");
-    let out = lines(waiter.stdout.take().unwrap(), "waiter stdout");
-    wait_for_line(&err, "waiting: position 1 in the queue");
+    let waiter = Waiter::queued(&serve);
     holder.child.kill().unwrap();
-    wait_for_line(&out, "got rpi-1");
-    assert!(wait_exit(&mut waiter).success());
+    waiter.served();
 }
