@@ -180,11 +180,7 @@ impl Broker {
                     .filter(|(r, res)| res.is_available() && !reserved.contains(r))
                     .map(|(r, res)| (r, &res.labels))
                     .collect();
-                let items: Vec<(u32, &Labels)> = part
-                    .items
-                    .iter()
-                    .map(|&i| (w.items[i].count, &w.items[i].labels))
-                    .collect();
+                let items = w.demands(part);
                 if assign(&items, &candidates).is_none() {
                     grantable = false;
                 }

@@ -115,6 +115,14 @@ impl Waiter {
         parts
     }
 
+    /// The (count, labels) of each item of `part`, as `matching::assign` takes them.
+    pub fn demands(&self, part: &Part) -> Vec<(u32, &Labels)> {
+        part.items
+            .iter()
+            .map(|&i| (self.items[i].count, &self.items[i].labels))
+            .collect()
+    }
+
     pub fn part(&self, pool: PoolId) -> Option<&Part> {
         self.parts.iter().find(|p| p.pool == pool)
     }
@@ -190,11 +198,7 @@ impl Broker {
                     .map(|&r| (r, &self.inv.res(r).labels))
                     .filter(|(_, labels)| w.matches(part.pool, labels) && !reserved(labels))
                     .collect();
-                let items: Vec<(u32, &Labels)> = part
-                    .items
-                    .iter()
-                    .map(|&i| (w.items[i].count, &w.items[i].labels))
-                    .collect();
+                let items = w.demands(part);
                 let chosen = assign(&items, &candidates)?;
                 for (&i, resources) in part.items.iter().zip(chosen) {
                     picks[i] = resources;
@@ -238,11 +242,7 @@ impl Broker {
                     .iter()
                     .map(|&r| (r, &self.inv.res(r).labels))
                     .collect();
-                let items: Vec<(u32, &Labels)> = part
-                    .items
-                    .iter()
-                    .map(|&i| (w.items[i].count, &w.items[i].labels))
-                    .collect();
+                let items = w.demands(part);
                 if assign(&items, &candidates).is_none() {
                     return Some(format!(
                         "pool `{}` cannot give {} distinct resources matching the {} items of \

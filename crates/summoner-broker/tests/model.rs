@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use summoner_broker::{
     AdminOp, Broker, BrokerConfig, Checkpoint, Event, EventKind, Input, LeaseFold, Outputs,
-    ReleaseCause, ResourceConfig, fold_events,
+    PoolConfig, ReleaseCause, ResourceConfig, fold_events,
 };
 use summoner_protocol::{
     Acquire, ClientMessage, ErrorCode, Labels, LeaseId, RequestId, ServerMessage, Want,
@@ -217,28 +217,32 @@ struct Model {
     checkpoint: Option<(Checkpoint, usize)>,
 }
 
+/// A pool's resources as the mirror keeps them.
+fn mirror_pool(pool: &PoolConfig) -> BTreeMap<String, MirrorResource> {
+    pool.expand()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                MirrorResource {
+                    labels: r.labels,
+                    capacity: r.capacity,
+                    enabled: r.enabled,
+                },
+            )
+        })
+        .collect()
+}
+
 impl Model {
     fn new() -> Self {
         let config = config();
-        let mut pools = BTreeMap::new();
-        for pool in &config.pools {
-            let resources = pool
-                .expand()
-                .unwrap()
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.name.clone(),
-                        MirrorResource {
-                            labels: r.labels,
-                            capacity: r.capacity,
-                            enabled: r.enabled,
-                        },
-                    )
-                })
-                .collect();
-            pools.insert(pool.name.clone(), resources);
-        }
+        let pools = config
+            .pools
+            .iter()
+            .map(|pool| (pool.name.clone(), mirror_pool(pool)))
+            .collect();
         Self {
             broker: Broker::new(config).unwrap(),
             now: Instant::now(),
@@ -818,22 +822,7 @@ impl Model {
                         .enabled = true;
                 }
                 EventKind::PoolAdded { pool } => {
-                    let resources = pool
-                        .expand()
-                        .unwrap()
-                        .into_iter()
-                        .map(|r| {
-                            (
-                                r.name.clone(),
-                                MirrorResource {
-                                    labels: r.labels,
-                                    capacity: r.capacity,
-                                    enabled: r.enabled,
-                                },
-                            )
-                        })
-                        .collect();
-                    self.pools.insert(pool.name.clone(), resources);
+                    self.pools.insert(pool.name.clone(), mirror_pool(pool));
                 }
                 EventKind::PoolRemoved { pool } => {
                     self.pools.remove(pool);
