@@ -19,6 +19,10 @@ use crate::signal::ExitStatus;
 /// line cut here rather than buffered without bound.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
+/// How long an unrequested exit waits for the output readers to reach end of file before
+/// the observers are told.
+const EXIT_DRAIN_WAIT: Duration = Duration::from_millis(100);
+
 /// Which output stream a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -225,6 +229,10 @@ impl Monitor {
         self.changed.notify_all();
         drop(state);
         if by_itself {
+            // The last lines a dying process printed are usually why it died; let the
+            // readers catch up with them before the observers hear of the exit and read
+            // the tail. Bounded, since a child the process left behind may hold the pipes.
+            self.wait_streams_closed(Instant::now() + EXIT_DRAIN_WAIT);
             for observer in &self.observers {
                 observer.exited(&self.name, status);
             }
