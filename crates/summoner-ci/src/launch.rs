@@ -16,7 +16,7 @@ use crate::spec::{Command, ReadySpec, ServiceSpec, Spec, Template};
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// A `${VAR}` named a variable that is not set and has no default.
-    #[error("service \"{service}\": {source}")]
+    #[error("service \"{service}\"")]
     Render {
         service: String,
         #[source]

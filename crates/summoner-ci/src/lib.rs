@@ -1,10 +1,13 @@
 //! summoner's CI engine.
 //!
-//! For now this crate holds the [`spec`] module, the parser and validator of the
-//! `.summoner.yml` build spec shared by `summoner up`, `summoner run` and the CI server, and
-//! [`launch`], which turns a spec's services into `summoner-proc` executors.
-//! Webhook verification, JUnit parsing, the pipeline runner and the status reporter
-//! will join it.
+//! - [`spec`]: the parser and validator of the `.summoner.yml` build spec shared by
+//!   `summoner up`, `summoner run` and the CI server;
+//! - [`launch`]: turning a spec's services into `summoner-proc` executors;
+//! - [`job`]: the job runner: lease the resources, start the services, run a command or the
+//!   steps, stop and release, reporting typed events. Every front end runs jobs through it.
+//!
+//! Webhook verification, JUnit parsing and the status reporter will join them.
 
+pub mod job;
 pub mod launch;
 pub mod spec;
