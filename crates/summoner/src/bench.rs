@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::cli::{BenchArgs, BenchBrokerArgs, BenchCommand};
-use crate::lease::{server_url, token};
+use crate::connection::{server_url, token};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

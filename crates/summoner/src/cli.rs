@@ -8,9 +8,6 @@ use clap::{Args, Parser, Subcommand};
 /// Exit code for "it did not work": an invalid file, a service that failed, a bad
 /// argument value that clap could not catch. Usage errors from clap itself exit with 2.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code when the user interrupted summoner before the command could run (128 + SIGINT,
-/// as shells report it).
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Summon the processes and the resources your tests need.
 #[derive(Debug, Parser)]
@@ -69,6 +66,11 @@ pub struct UpArgs {
     /// Where to lease the file's `resources:` from.
     #[command(flatten)]
     pub server: ServerArgs,
+
+    /// Do not reconnect and resume if the connection to the server drops: the server then
+    /// frees the file's resources the moment this process dies, even by SIGKILL.
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 /// How to reach a summoner server.
@@ -114,7 +116,7 @@ pub struct LeaseArgs {
 
     /// What to lease, all at once: `POOL[:COUNT][,KEY=VALUE...]`, e.g. `ports:2` or
     /// `boards,arch=arm64`.
-    #[arg(value_name = "SPEC", required = true, value_parser = crate::lease::parse_spec)]
+    #[arg(value_name = "SPEC", required = true, value_parser = summoner_ci::job::parse_want)]
     pub specs: Vec<summoner_client::Want>,
 
     /// The command to run with the lease in its environment; summoner releases the lease

@@ -1,50 +1,38 @@
-//! What `summoner up` prints: the services' output, prefixed with their names, and a line
-//! per service as it becomes ready.
+//! The terminal as a job observer: what `summoner up` and `summoner lease` print while a job
+//! runs, and how its end is told.
 //!
 //! Everything goes to stderr, so that `summoner up -- CMD | tool` hands `tool` nothing but
-//! the command's own output. Colours are used only when stderr is a terminal (and
-//! `NO_COLOR` is unset), so logs captured by CI stay plain text.
+//! the command's own output (`summoner lease` without a command prints the grant on
+//! stdout, on purpose). Colours are used only when stderr is a terminal (and `NO_COLOR` is
+//! unset), so logs captured by CI stay plain text.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use summoner_proc::{ExitStatus, Observer, Stream};
+use summoner_ci::job::{JobEvent, JobObserver, Outcome};
 
-/// What the console reports back to the command's main loop.
-#[derive(Debug)]
-pub enum Notice {
-    /// A service's main process ended on its own, after it was ready.
-    Exited {
-        service: String,
-        status: ExitStatus,
-        /// The service's last lines of output, to say why it died.
-        tail: Vec<String>,
-    },
-}
+use crate::connection;
 
 /// ANSI colours for service prefixes, picked in turn.
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
-/// Prints service events; one instance is shared by every executor of a run.
+/// Prints a job's events; one instance per run.
 #[derive(Debug)]
 pub struct Console {
     width: usize,
     colours: HashMap<String, &'static str>,
     colour: bool,
     quiet: bool,
-    notices: Mutex<Sender<Notice>>,
-    /// The last lines of each service, kept even when `quiet`, for error reports.
-    tails: Mutex<HashMap<String, VecDeque<String>>>,
+    /// Print the grant as JSON on stdout when it comes (`summoner lease` without a command).
+    print_grant: bool,
+    /// Say how to stop once everything is ready (when the job holds until a signal).
+    hold_hint: bool,
 }
 
-/// How many lines of a dead service's output are shown.
-const TAIL_LINES: usize = 20;
-
 impl Console {
-    pub fn new(names: &[String], quiet: bool, notices: Sender<Notice>) -> Self {
+    /// A console for a job whose services are `names`.
+    pub fn new(names: &[String], quiet: bool) -> Self {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Console {
             width: names.iter().map(|n| n.len()).max().unwrap_or(0),
@@ -55,9 +43,21 @@ impl Console {
                 .collect(),
             colour,
             quiet,
-            notices: Mutex::new(notices),
-            tails: Mutex::new(HashMap::new()),
+            print_grant: false,
+            hold_hint: false,
         }
+    }
+
+    /// Prints the grant as JSON on stdout when it comes.
+    pub fn print_grant(mut self) -> Self {
+        self.print_grant = true;
+        self
+    }
+
+    /// Says "press Ctrl-C to stop" once the services are ready.
+    pub fn hold_hint(mut self) -> Self {
+        self.hold_hint = true;
+        self
     }
 
     /// A status line from summoner itself.
@@ -70,6 +70,29 @@ impl Console {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
+    /// Tells how the job ended, when there is something to tell (a failure, an
+    /// interruption); a command's own exit needs no words.
+    pub fn outcome(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Failed(err) => {
+                self.status(&format!("error: {}", err.report()));
+                if let Some(hint) = connection::hint(err) {
+                    self.status(&format!("({hint})"));
+                }
+            }
+            Outcome::Interrupted(signal) => {
+                self.status(&format!(
+                    "interrupted by {signal}; stopped what had started"
+                ));
+            }
+            Outcome::Steps {
+                failed: Some((_, name, status)),
+                ..
+            } => self.status(&format!("error: step \"{name}\" {status}")),
+            Outcome::Held | Outcome::Command(_) | Outcome::Steps { failed: None, .. } => {}
+        }
+    }
+
     fn prefix(&self, service: &str) -> String {
         let padded = format!("{service:<width$} |", width = self.width);
         match (self.colour, self.colours.get(service)) {
@@ -79,40 +102,68 @@ impl Console {
     }
 }
 
-impl Observer for Console {
-    fn line(&self, service: &str, _stream: Stream, line: &str) {
-        if let Ok(mut tails) = self.tails.lock() {
-            let tail = tails.entry(service.to_string()).or_default();
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+impl JobObserver for Console {
+    fn event(&self, event: JobEvent) {
+        match event {
+            JobEvent::Leasing { server, wants } => {
+                self.status(&format!("leasing {} from {server}", wants.join(" ")));
             }
-            tail.push_back(line.to_string());
+            JobEvent::Queued { position } => {
+                self.status(&format!("waiting: position {position} in the queue"));
+            }
+            JobEvent::Leased {
+                lease,
+                resources,
+                grant,
+            } => {
+                self.status(&format!("leased {} (lease {lease})", resources.join(", ")));
+                if self.print_grant {
+                    let text =
+                        serde_json::to_string_pretty(&grant).expect("a grant always serializes");
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{text}");
+                    let _ = stdout.flush();
+                }
+            }
+            JobEvent::ServiceReady { service, took } => {
+                self.status(&format!("{service} is ready ({})", format_took(took)));
+            }
+            JobEvent::ServiceOutput { service, line, .. } => {
+                if !self.quiet {
+                    // One write per line, under the lock, so lines of different services
+                    // never mix.
+                    let _ = writeln!(std::io::stderr().lock(), "{} {line}", self.prefix(&service));
+                }
+            }
+            JobEvent::ServicesReady { count, took } => {
+                self.status(&format!(
+                    "{count} service{} ready in {}",
+                    if count == 1 { "" } else { "s" },
+                    format_took(took)
+                ));
+                if self.hold_hint {
+                    self.status("press Ctrl-C to stop");
+                }
+            }
+            JobEvent::StepStarted { name, .. } => self.status(&format!("step \"{name}\"")),
+            JobEvent::StepOutput { line, .. } => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            JobEvent::StepEnded {
+                name, status, took, ..
+            } => self.status(&format!(
+                "step \"{name}\" {status} in {}",
+                format_took(took)
+            )),
+            JobEvent::Stopping => self.status("stopping services"),
+            JobEvent::StopUnclean { service, status } => {
+                self.status(&format!("{service} did not stop cleanly: {status}"));
+            }
+            JobEvent::Signal { signal } => self.status(&format!("received {signal}")),
+            JobEvent::Warning { message } => self.status(&format!("warning: {message}")),
+            // Told by the outcome or by a warning, whichever the job makes of them.
+            JobEvent::LeaseEnded { .. } | JobEvent::ServiceExited { .. } => {}
         }
-        if self.quiet {
-            return;
-        }
-        // One write per line, under the lock, so lines of different services never mix.
-        let _ = writeln!(std::io::stderr().lock(), "{} {line}", self.prefix(service));
-    }
-
-    fn ready(&self, service: &str, took: Duration) {
-        self.status(&format!("{service} is ready ({})", format_took(took)));
-    }
-
-    fn exited(&self, service: &str, status: ExitStatus) {
-        let tail = self
-            .tails
-            .lock()
-            .ok()
-            .and_then(|tails| tails.get(service).map(|t| t.iter().cloned().collect()))
-            .unwrap_or_default();
-        let notice = Notice::Exited {
-            service: service.to_string(),
-            status,
-            tail,
-        };
-        // The receiver is gone only while summoner is already shutting down.
-        let _ = self.notices.lock().map(|tx| tx.send(notice));
     }
 }
 

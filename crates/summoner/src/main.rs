@@ -6,7 +6,9 @@
 mod bench;
 mod check;
 mod cli;
+mod connection;
 mod console;
+mod job;
 mod lease;
 mod limits;
 mod migrate;

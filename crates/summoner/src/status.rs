@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use summoner_client::ServerUrl;
 
 use crate::cli::StatusArgs;
-use crate::lease::{server_url, token};
+use crate::connection::{server_url, token};
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server);
