@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// No connection could be made to the server (refused, unreachable, not a summoner
     /// server).
-    #[error("cannot connect to the summoner server at {url}: {source}")]
+    #[error("cannot connect to the summoner server at {url}")]
     Connect {
         /// The WebSocket URL that was tried.
         url: String,
