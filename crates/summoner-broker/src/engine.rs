@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use summoner_protocol::duration::format_duration;
 use summoner_protocol::{
     Acquire, ClientMessage, ErrorCode, Grant, LeaseId, PROTOCOL_VERSION, RequestId, Resumed,
     ServerMessage, SessionId, Welcome,
@@ -17,7 +18,6 @@ use summoner_protocol::{
 
 use crate::admin::{AdminError, AdminOp};
 use crate::config::{BrokerConfig, ConfigError};
-use crate::duration::format_duration;
 use crate::event::{CancelCause, Event, EventKind, ReleaseCause, RevokeCause};
 use crate::lease::{Lease, lease_id, millis};
 use crate::pool::{Inventory, ResId};

@@ -35,7 +35,6 @@
 
 mod admin;
 mod config;
-mod duration;
 mod engine;
 mod event;
 mod invariant;
@@ -51,8 +50,12 @@ pub use admin::{AdminError, AdminOp};
 pub use config::{
     BrokerConfig, ConfigError, MAX_RANGE_LEN, PoolConfig, RangeConfig, ResourceConfig,
 };
-pub use duration::{format_duration, parse_duration, serde_duration, serde_opt_duration};
 pub use engine::{Adoption, Broker, Input, Outputs};
 pub use event::{CancelCause, Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
 pub use restore::{Checkpoint, LeaseFold, RestoredLease, fold_events};
+/// The duration grammar of every summoner file and flag, re-exported from where it lives so
+/// that users of the broker's config types need not name a second crate.
+pub use summoner_protocol::duration::{
+    format_duration, parse_duration, serde_duration, serde_opt_duration,
+};
 pub use view::{Holder, LeaseView, PoolView, ResourceView, SessionView, Stats, WaiterView};

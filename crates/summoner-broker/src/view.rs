@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use summoner_protocol::duration::serde_opt_duration;
 use summoner_protocol::{Labels, LeaseId, Props, RequestId, SessionId, Want};
 
 use crate::config::BrokerConfig;
-use crate::duration::serde_opt_duration;
 use crate::engine::Broker;
 use crate::event::ResourceRef;
 use crate::session::Presence;

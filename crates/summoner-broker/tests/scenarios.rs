@@ -1245,7 +1245,7 @@ fn config_reads_the_server_toml_shape_and_rejects_mistakes() {
     let err = serde_json::from_value::<BrokerConfig>(json!({"resume_grace": "30"})).unwrap_err();
     assert!(
         err.to_string()
-            .contains("expected a duration such as `30s`"),
+            .contains("`30` has no unit: write `30s` or `30ms`"),
         "{err}"
     );
 

@@ -3,29 +3,30 @@
 //! Shared by `summoner up` and (later) the CI pipeline runner, so that a service behaves the
 //! same on a laptop and on the CI server. Templates are rendered here, at launch time,
 //! because the values they name (resource variables in particular) only exist once the job
-//! runs.
+//! runs. Nothing else is parsed here: the spec already holds the engine's own values
+//! (signals, compiled regexes, durations), so rendering a template is the only way a
+//! launch can fail.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use summoner_proc::{Executor, Ready, Signal};
+use summoner_proc::{Executor, HttpCheck, Ready};
 
 use crate::spec::{Command, ReadySpec, ServiceSpec, Spec, Template};
 
-/// Why a service could not be turned into an executor.
+/// Why a service could not be turned into an executor: a `${VAR}` named a variable that is
+/// not set and has no default.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    /// A `${VAR}` named a variable that is not set and has no default.
+    /// The service's templates could not be rendered.
     #[error("service \"{service}\"")]
     Render {
+        /// The service's name.
         service: String,
+        /// Which variable was missing.
         #[source]
         source: crate::spec::RenderError,
     },
-    /// A value that the parser accepted but the process engine did not (a regex the
-    /// engine compiles with other limits, for example).
-    #[error("service \"{service}\": {message}")]
-    Invalid { service: String, message: String },
 }
 
 /// The variables a job's processes see: the inherited environment, then the spec's `env:`
@@ -129,10 +130,7 @@ pub fn executor(service: &ServiceSpec, job: &JobEnv, root: &Path) -> Result<Exec
     let path = |t: &Template| -> Result<PathBuf, LaunchError> { Ok(cwd.join(render(t)?)) };
     let ready = match &service.ready {
         ReadySpec::None => Ready::None,
-        ReadySpec::Output(pattern) => Ready::output(pattern).map_err(|e| LaunchError::Invalid {
-            service: name.clone(),
-            message: format!("bad output pattern: {e}"),
-        })?,
+        ReadySpec::Output(regex) => Ready::output_regex(regex.clone()),
         ReadySpec::Tcp(addr) => Ready::tcp(render(addr)?),
         ReadySpec::Http {
             url,
@@ -140,15 +138,12 @@ pub fn executor(service: &ServiceSpec, job: &JobEnv, root: &Path) -> Result<Exec
             method,
             body,
         } => {
-            let mut check = summoner_proc::HttpCheck::new(render(url)?);
+            let mut check = HttpCheck::new(render(url)?);
             if let Some(method) = method {
                 check = check.method(method);
             }
             if let Some(status) = status {
-                check = check.status(status).map_err(|e| LaunchError::Invalid {
-                    service: name.clone(),
-                    message: format!("bad status pattern: {e}"),
-                })?;
+                check = check.status_pattern(status.clone());
             }
             if let Some(body) = body {
                 check = check.body_contains(body);
@@ -168,12 +163,8 @@ pub fn executor(service: &ServiceSpec, job: &JobEnv, root: &Path) -> Result<Exec
     if let Some(t) = service.timeout {
         exec = exec.timeout(t);
     }
-    if let Some(sig) = &service.stop_signal {
-        let sig: Signal = sig.parse().map_err(|e| LaunchError::Invalid {
-            service: name.clone(),
-            message: format!("{e}"),
-        })?;
-        exec = exec.stop_signal(sig);
+    if let Some(signal) = service.stop_signal {
+        exec = exec.stop_signal(signal);
     }
     if let Some(g) = service.stop_grace {
         exec = exec.grace(g);

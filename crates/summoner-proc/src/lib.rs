@@ -69,6 +69,7 @@
 
 mod error;
 mod executor;
+pub mod graph;
 mod orchestrator;
 mod output;
 mod ready;
@@ -79,7 +80,7 @@ pub use error::{DependencyProblem, Error};
 pub use executor::{Executor, Service, Stopped};
 pub use orchestrator::{Orchestrator, Running};
 pub use output::{Observer, Stream};
-pub use ready::{CmdCheck, HttpCheck, Ready};
+pub use ready::{CmdCheck, HttpCheck, Ready, StatusPattern};
 pub use signal::{ExitStatus, ParseSignalError, Signal};
 
 /// The regular-expression crate used by [`Ready::output_regex`], re-exported so that callers

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::error::{DependencyProblem, Error};
 use crate::executor::{Service, Stopped};
+use crate::graph;
 use crate::output::Observer;
 
 struct Entry {
@@ -203,55 +204,18 @@ fn validate(entries: &[Entry]) -> Result<Vec<Vec<usize>>, Error> {
         }
         deps.push(resolved);
     }
-    if let Some(cycle) = find_cycle(&deps) {
-        let path: Vec<String> = cycle.iter().map(|&i| entries[i].name.clone()).collect();
+    if let Some(cycle) = graph::cycles(&deps).next() {
+        let path: Vec<String> = cycle
+            .path
+            .iter()
+            .map(|&i| entries[i].name.clone())
+            .collect();
         return Err(Error::Dependency {
             service: path[0].clone(),
             problem: DependencyProblem::Cycle(path),
         });
     }
     Ok(deps)
-}
-
-/// A dependency cycle as a path that starts and ends at the same node, if there is one.
-fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
-    }
-    let mut marks = vec![Mark::New; deps.len()];
-    for root in 0..deps.len() {
-        if marks[root] != Mark::New {
-            continue;
-        }
-        // Iterative depth-first search; `path` holds (node, next dependency to visit).
-        let mut path = vec![(root, 0usize)];
-        marks[root] = Mark::OnPath;
-        while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            if let Some(&dep) = deps[node].get(*next) {
-                *next += 1;
-                match marks[dep] {
-                    Mark::New => {
-                        marks[dep] = Mark::OnPath;
-                        path.push((dep, 0));
-                    }
-                    Mark::OnPath => {
-                        let start = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
-                        let mut cycle: Vec<usize> = path[start..].iter().map(|&(n, _)| n).collect();
-                        cycle.push(dep);
-                        return Some(cycle);
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                marks[node] = Mark::Done;
-                path.pop();
-            }
-        }
-    }
-    None
 }
 
 type Panic = Box<dyn Any + Send>;
@@ -459,21 +423,6 @@ mod tests {
         fn is_send<T: Send>() {}
         is_send::<Orchestrator>();
         is_send::<Running>();
-    }
-
-    #[test]
-    fn finds_no_cycle_in_a_dag() {
-        assert_eq!(find_cycle(&[vec![], vec![0], vec![0, 1]]), None);
-    }
-
-    #[test]
-    fn finds_cycles_as_closed_paths() {
-        assert_eq!(find_cycle(&[vec![0]]), Some(vec![0, 0]));
-        assert_eq!(
-            find_cycle(&[vec![1], vec![2], vec![0]]),
-            Some(vec![0, 1, 2, 0])
-        );
-        assert_eq!(find_cycle(&[vec![], vec![2], vec![1]]), Some(vec![1, 2, 1]));
     }
 
     #[test]

@@ -97,10 +97,17 @@ impl Ready {
     /// For an http check: the accepted status, a regular expression matched against the whole
     /// three-digit code (default `2..|3..`). No effect on other checks. An invalid pattern
     /// fails `start()` with [`Error::InvalidCheck`](crate::Error::InvalidCheck); use
-    /// [`HttpCheck::status`] to catch it earlier.
+    /// [`StatusPattern::new`] or [`HttpCheck::status`] to catch it earlier.
     pub fn status(self, pattern: impl Into<String>) -> Ready {
+        let pattern = pattern.into();
         self.map_http(|mut check| {
-            check.status = pattern.into();
+            // Compiled here, once; a bad pattern is kept as the reason `start()` reports.
+            check.status = StatusPattern::new(&pattern).map_err(|e| {
+                format!(
+                    "status pattern {pattern:?} is not a valid regex ({})",
+                    regex_reason(&e)
+                )
+            });
             check
         })
     }
@@ -179,7 +186,9 @@ impl From<CmdCheck> for Ready {
 pub struct HttpCheck {
     url: String,
     method: String,
-    status: String,
+    /// The accepted status, or why the pattern given to [`Ready::status`] is not one (which
+    /// `start()` reports).
+    status: Result<StatusPattern, String>,
     body_contains: Option<String>,
 }
 
@@ -189,7 +198,7 @@ impl HttpCheck {
         HttpCheck {
             url: url.into(),
             method: "GET".to_owned(),
-            status: "2..|3..".to_owned(),
+            status: Ok(StatusPattern::default()),
             body_contains: None,
         }
     }
@@ -202,11 +211,14 @@ impl HttpCheck {
 
     /// The accepted status: a regular expression matched against the whole three-digit code
     /// (default `2..|3..`), so `"200"` accepts exactly 200 and `"2.."` any 2xx.
-    pub fn status(mut self, pattern: impl Into<String>) -> Result<HttpCheck, regex::Error> {
-        let pattern = pattern.into();
-        Regex::new(&pattern)?;
-        self.status = pattern;
-        Ok(self)
+    pub fn status(self, pattern: impl Into<String>) -> Result<HttpCheck, regex::Error> {
+        Ok(self.status_pattern(StatusPattern::new(&pattern.into())?))
+    }
+
+    /// The accepted status, compiled already (by a spec validator, for example).
+    pub fn status_pattern(mut self, pattern: StatusPattern) -> HttpCheck {
+        self.status = Ok(pattern);
+        self
     }
 
     /// The body must contain `text` (searched in the first MiB).
@@ -228,6 +240,61 @@ impl fmt::Display for HttpCheck {
             write!(f, " ({})", self.method)?;
         }
         Ok(())
+    }
+}
+
+/// The status an [`HttpCheck`] accepts: a regular expression the whole three-digit code must
+/// match, so `"200"` accepts exactly 200, `"2.."` any 2xx and `"200|204"` either.
+///
+/// Compiled once, when it is made. Two patterns are equal when they are written the same.
+#[derive(Clone, Debug)]
+pub struct StatusPattern {
+    /// As the user wrote it, for messages.
+    text: String,
+    /// `^(?:text)$`, what a status is matched against.
+    anchored: Regex,
+}
+
+impl StatusPattern {
+    /// Compiles `pattern`. The error concerns `pattern` itself, not the anchored form built
+    /// from it, so that a message quotes what the user wrote.
+    pub fn new(pattern: &str) -> Result<StatusPattern, regex::Error> {
+        Regex::new(pattern)?;
+        Ok(StatusPattern {
+            text: pattern.to_owned(),
+            anchored: Regex::new(&format!("^(?:{pattern})$"))?,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `code` is accepted.
+    pub fn matches(&self, code: u16) -> bool {
+        self.anchored.is_match(&code.to_string())
+    }
+}
+
+impl Default for StatusPattern {
+    /// `2..|3..`: any success or redirect.
+    fn default() -> StatusPattern {
+        StatusPattern::new("2..|3..").expect("the default status pattern is valid")
+    }
+}
+
+impl PartialEq for StatusPattern {
+    fn eq(&self, other: &StatusPattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for StatusPattern {}
+
+impl fmt::Display for StatusPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -295,7 +362,7 @@ pub(crate) enum Probe {
     Http {
         url: String,
         method: String,
-        status: Regex,
+        status: StatusPattern,
         body_contains: Option<String>,
         /// `host:port` of the URL, for the check before spawning.
         authority: String,
@@ -344,21 +411,10 @@ impl Ready {
                 if ureq::http::Method::from_bytes(check.method.as_bytes()).is_err() {
                     return Err(format!("{:?} is not an HTTP method", check.method));
                 }
-                // Checked on its own first, so that an error quotes the user's pattern rather
-                // than the anchored one built from it.
-                let anchored = Regex::new(&check.status)
-                    .and_then(|_| Regex::new(&format!("^(?:{})$", check.status)))
-                    .map_err(|e| {
-                        format!(
-                            "status pattern {:?} is not a valid regex ({})",
-                            check.status,
-                            regex_reason(&e)
-                        )
-                    })?;
                 Plan::Poll(Probe::Http {
                     url: check.url.clone(),
                     method: check.method.clone(),
-                    status: anchored,
+                    status: check.status.clone()?,
                     body_contains: check.body_contains.clone(),
                     authority,
                 })
@@ -431,7 +487,7 @@ fn tcp(address: &str, timeout: Duration) -> Result<(), String> {
 fn http(
     url: &str,
     method: &str,
-    status: &Regex,
+    status: &StatusPattern,
     body_contains: Option<&str>,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -452,7 +508,7 @@ fn http(
         .map_err(|e| e.to_string())?;
     let mut response = agent.run(request).map_err(|e| ureq_reason(&e))?;
     let code = response.status().as_u16();
-    if !status.is_match(&code.to_string()) {
+    if !status.matches(code) {
         return Err(format!("status {code}"));
     }
     if let Some(text) = body_contains {
@@ -810,6 +866,20 @@ mod tests {
     }
 
     #[test]
+    fn status_patterns_compile_once_and_compare_as_written() {
+        let pattern = StatusPattern::new("2..").unwrap();
+        assert!(pattern.matches(204) && !pattern.matches(404));
+        assert_eq!(pattern, StatusPattern::new("2..").unwrap());
+        assert_ne!(pattern, StatusPattern::new("2[0-9][0-9]").unwrap());
+        assert_eq!(StatusPattern::default().as_str(), "2..|3..");
+        assert_eq!(
+            HttpCheck::new("http://a/").status_pattern(pattern.clone()),
+            HttpCheck::new("http://a/").status("2..").unwrap()
+        );
+        assert!(StatusPattern::new("(").is_err());
+    }
+
+    #[test]
     fn http_status_pattern_is_anchored() {
         let Ok(Plan::Poll(Probe::Http {
             status, authority, ..
@@ -819,8 +889,8 @@ mod tests {
         else {
             panic!("not an http plan");
         };
-        assert!(!status.is_match("200"), "2. must not match 200");
-        assert!(status.is_match("20"));
+        assert!(!status.matches(200), "2. must not match 200");
+        assert!(status.matches(20));
         assert_eq!(authority, "localhost:81");
     }
 

@@ -14,6 +14,7 @@
 //! (a newer server may add fields to its messages).
 
 mod client;
+pub mod duration;
 mod error;
 mod id;
 mod limits;

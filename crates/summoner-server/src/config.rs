@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use summoner_broker::{BrokerConfig, PoolConfig, RangeConfig};
-
-use summoner_broker::serde_duration;
+use summoner_protocol::duration::serde_duration;
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";

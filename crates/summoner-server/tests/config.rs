@@ -68,6 +68,12 @@ fn bad_values_are_refused() {
         message.starts_with("summoner.toml:1:17: expected a duration"),
         "{message}"
     );
+    // A bare number is asked for its unit, as in `.summoner.yml` and on the command line.
+    let message = error("resume_grace = 30");
+    assert!(
+        message.starts_with("summoner.toml:1:16: `30` has no unit: write `30s` or `30ms`"),
+        "{message}"
+    );
     let message = error("sync = \"sometimes\"");
     assert!(message.contains("unknown variant `sometimes`"), "{message}");
     let message = error("listen = \"localhost\"");

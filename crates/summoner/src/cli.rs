@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+// Every flag that takes a duration reads it with the grammar of `summoner.toml` and
+// `.summoner.yml`, so `--wait 30s` means what `timeout: 30s` means.
+use summoner_protocol::duration::parse_duration;
 
 /// Exit code for "it did not work": an invalid file, a service that failed, a bad
 /// argument value that clap could not catch. Usage errors from clap itself exit with 2.
@@ -90,9 +93,10 @@ pub struct LeaseArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
-    /// Give up (exit 1) if the lease is not granted within this time, e.g. `30s`, `5m`
+    /// Give up (exit 1) if the lease is not granted within this time, e.g. `30s`, `5m` or
+    /// `1m30s` (a duration as in every summoner file: see "Durations" in docs/spec.md)
     /// [default: wait as long as it takes].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
 
     /// Higher priorities are served first.
@@ -156,8 +160,9 @@ pub struct BenchBrokerArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub clients: usize,
 
-    /// How long to measure (after every client is connected).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How long to measure (after every client is connected), e.g. `10s` or `2m` (see
+    /// "Durations" in docs/spec.md).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub duration: std::time::Duration,
 
     /// Open loop: start this many cycles per second in all, spread evenly over the clients

@@ -209,6 +209,25 @@ fn up_leases_resources_for_the_services_and_the_command() {
 }
 
 #[test]
+fn duration_flags_read_the_duration_grammar_of_the_files() {
+    // A bare number is a usage error that asks for a unit, before anything connects.
+    let out = run(summoner().args(["lease", "--wait", "30", "ports", "--", "true"]));
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("wait_without_a_unit", stderr(&out));
+    // So is a form no file accepts either.
+    let out = run(summoner().args(["bench", "broker", "--duration", "10 minutes"]));
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("duration_in_words", stderr(&out));
+
+    // `30s`, as every doc writes it, is accepted: the lease is granted and the command runs.
+    let serve = Serve::start();
+    let out = run(summoner()
+        .env("SUMMONER_SERVER", &serve.url)
+        .args(["lease", "--wait", "30s", "ports", "--", "true"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn up_without_a_server_for_its_resources_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", free_port());

@@ -1,74 +1,32 @@
 //! The service dependency graph: cycles (found while validating) and closures (asked for
 //! by `summoner up db web`).
 //!
-//! Both walks are iterative, so a long generated chain of services cannot overflow the
-//! stack.
+//! Cycles are found by `summoner_proc::graph`, the finder the orchestrator uses too; this
+//! module only words them. Both walks are iterative, so a long generated chain of services
+//! cannot overflow the stack.
 
 use std::collections::HashMap;
+
+use summoner_proc::graph::cycles;
 
 use super::error::ClosureError;
 use super::model::ServiceSpec;
 use super::suggest::closest;
 
-/// A dependency cycle found by [`find_cycles`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cycle {
-    /// The service whose dependency closes the cycle.
-    pub from: usize,
-    /// Index, in `deps[from]`, of that dependency.
-    pub edge: usize,
-    /// The services around the cycle, starting and ending with the same one.
-    pub path: Vec<usize>,
-}
-
-/// Every cycle closed by a back edge of a depth-first walk in index order. `deps[i]` lists
-/// the indices service `i` depends on. A tangle of several cycles yields one entry per back
-/// edge, each a real cycle.
-pub(crate) fn find_cycles(deps: &[Vec<usize>]) -> Vec<Cycle> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
-    }
-    let mut marks = vec![Mark::New; deps.len()];
-    let mut cycles = Vec::new();
-    for root in 0..deps.len() {
-        if marks[root] != Mark::New {
-            continue;
-        }
-        // The current path, each with the index of the next dependency to look at.
-        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
-        marks[root] = Mark::OnPath;
-        while let Some((node, next)) = path.last_mut() {
-            let node = *node;
-            let Some(&dep) = deps[node].get(*next) else {
-                marks[node] = Mark::Done;
-                path.pop();
-                continue;
-            };
-            let edge = *next;
-            *next += 1;
-            match marks[dep] {
-                Mark::New => {
-                    marks[dep] = Mark::OnPath;
-                    path.push((dep, 0));
-                }
-                Mark::OnPath => {
-                    let start = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
-                    let mut cycle: Vec<usize> = path[start..].iter().map(|&(n, _)| n).collect();
-                    cycle.push(dep);
-                    cycles.push(Cycle {
-                        from: node,
-                        edge,
-                        path: cycle,
-                    });
-                }
-                Mark::Done => {}
-            }
-        }
-    }
-    cycles
+/// Every dependency cycle among the services `names`, where `deps[i]` lists the indices
+/// service `i` depends on: for each, the service whose dependency closes it, the index of
+/// that dependency in its list (so the caller can point at where it was written), and the
+/// message. A tangle of several cycles gives one entry per cycle that `summoner_proc`'s
+/// walk closes, each a real cycle, so fixing one does not reveal another unannounced.
+pub(crate) fn cycle_errors<'a>(
+    names: &'a [String],
+    deps: &'a [Vec<usize>],
+) -> impl Iterator<Item = (usize, usize, String)> + 'a {
+    cycles(deps).map(move |cycle| {
+        let path: Vec<&str> = cycle.path.iter().map(|&i| names[i].as_str()).collect();
+        let message = format!("dependency cycle: {}", path.join(" -> "));
+        (cycle.from(), cycle.edge, message)
+    })
 }
 
 /// The named services and their transitive dependencies, dependencies first.
@@ -169,31 +127,19 @@ mod tests {
     }
 
     #[test]
-    fn finds_no_cycle_in_a_dag() {
-        assert!(find_cycles(&[vec![], vec![0], vec![0, 1]]).is_empty());
-    }
-
-    #[test]
-    fn finds_a_two_cycle_and_a_self_loop() {
-        let cycles = find_cycles(&[vec![1], vec![0]]);
+    fn cycles_are_worded_with_service_names() {
+        let names = strings(&["db", "web", "cache"]);
+        // web -> cache -> web, and db -> db.
+        let deps = [vec![0], vec![2], vec![1]];
+        let errors: Vec<_> = cycle_errors(&names, &deps).collect();
         assert_eq!(
-            cycles,
-            [Cycle {
-                from: 1,
-                edge: 0,
-                path: vec![0, 1, 0]
-            }]
+            errors,
+            [
+                (0, 0, "dependency cycle: db -> db".to_owned()),
+                (2, 0, "dependency cycle: web -> cache -> web".to_owned())
+            ]
         );
-        let cycles = find_cycles(&[vec![], vec![1]]);
-        assert_eq!(cycles[0].path, [1, 1]);
-    }
-
-    #[test]
-    fn survives_a_long_chain() {
-        let deps: Vec<Vec<usize>> = (0..100_000).map(|i| vec![(i + 1) % 100_000]).collect();
-        let cycles = find_cycles(&deps);
-        assert_eq!(cycles.len(), 1);
-        assert_eq!(cycles[0].path.len(), 100_001);
+        assert_eq!(cycle_errors(&names, &[vec![], vec![0], vec![1]]).count(), 0);
     }
 
     #[test]

@@ -45,10 +45,12 @@
 //! How it works: serde-saphyr deserializes the YAML into a loosely typed tree whose nodes
 //! carry their positions (`raw`), duplicate keys included; `validate` walks that tree
 //! into the public types while collecting errors. Files are named by noun: `template`
-//! (interpolation), `duration`, `signal`, `ready` (readiness), `graph` (dependencies),
-//! `when` (build conditions), `error`.
+//! (interpolation), `signal` (which signals may stop a service), `ready` (readiness),
+//! `graph` (dependencies), `when` (build conditions), `error`. Durations are read with
+//! `summoner_protocol::duration`, the grammar of every summoner file and flag; signals,
+//! regexes and dependency cycles with `summoner_proc`'s own types and finder, so the spec
+//! hands the engine values it has already checked.
 
-mod duration;
 mod error;
 mod graph;
 mod model;

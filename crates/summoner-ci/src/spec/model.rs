@@ -5,6 +5,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use summoner_proc::regex::Regex;
+use summoner_proc::{Signal, StatusPattern};
+
 use super::error::{ClosureError, SpecError, SpecErrors};
 use super::template::Template;
 use super::when::When;
@@ -54,8 +57,9 @@ pub struct ServiceSpec {
     pub env: Vec<(String, Template)>,
     /// Working directory, relative to the repository root.
     pub cwd: Option<Template>,
-    /// Normalised signal name such as `"SIGINT"`; `None` means SIGTERM.
-    pub stop_signal: Option<String>,
+    /// The signal stop sends, one of those a service may be stopped with (see
+    /// `docs/spec.md`); `None` means SIGTERM.
+    pub stop_signal: Option<Signal>,
     /// Time between the stop signal and SIGKILL; `None` means 10 s.
     pub stop_grace: Option<Duration>,
     /// Exit codes that count as success; `None` means `[0]`.
@@ -74,21 +78,25 @@ pub enum Command {
 }
 
 /// How a service's readiness is detected.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// The regexes are compiled while the file is read, so a service never fails to launch
+/// over a pattern. Two readiness checks are equal when they are written the same: regexes
+/// compare by their pattern text.
+#[derive(Debug, Clone, Default)]
 pub enum ReadySpec {
     /// Ready as soon as it is started.
     #[default]
     None,
-    /// A line of stdout or stderr matches this regex (already validated).
-    Output(String),
+    /// A line of stdout or stderr matches this regex (unanchored).
+    Output(Regex),
     /// A TCP connection to `HOST:PORT` succeeds.
     Tcp(Template),
     /// An HTTP request succeeds.
     Http {
         /// The URL to request.
         url: Template,
-        /// Regex the whole status code must match; `None` means `2..|3..`.
-        status: Option<String>,
+        /// What the whole status code must match; `None` means `2..|3..`.
+        status: Option<StatusPattern>,
         /// Request method, upper case; `None` means GET.
         method: Option<String>,
         /// Substring the response body must contain.
@@ -103,6 +111,38 @@ pub enum ReadySpec {
     /// The process itself exits 0 (a one-shot task such as a migration).
     Exit,
 }
+
+impl PartialEq for ReadySpec {
+    fn eq(&self, other: &ReadySpec) -> bool {
+        use ReadySpec::*;
+        match (self, other) {
+            (None, None) | (Exit, Exit) => true,
+            (Output(a), Output(b)) => a.as_str() == b.as_str(),
+            (Tcp(a), Tcp(b)) | (Unix(a), Unix(b)) | (File(a), File(b)) => a == b,
+            (Cmd(a), Cmd(b)) => a == b,
+            (
+                Http {
+                    url,
+                    status,
+                    method,
+                    body,
+                },
+                Http {
+                    url: url_b,
+                    status: status_b,
+                    method: method_b,
+                    body: body_b,
+                },
+            ) => url == url_b && status == status_b && method == method_b && body == body_b,
+            // Spelled out rather than `_`, so that a new kind cannot be forgotten here.
+            (None | Exit | Output(_) | Tcp(_) | Unix(_) | File(_) | Cmd(_) | Http { .. }, _) => {
+                false
+            }
+        }
+    }
+}
+
+impl Eq for ReadySpec {}
 
 /// One entry of `steps:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,5 +240,28 @@ impl fmt::Display for Command {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_checks_compare_as_written() {
+        let output = |p| ReadySpec::Output(Regex::new(p).unwrap());
+        assert_eq!(output("ready"), output("ready"));
+        assert_ne!(output("ready"), output("ready$"));
+        assert_ne!(output("ready"), ReadySpec::None);
+        let http = |status: &str| ReadySpec::Http {
+            url: Template::parse("http://a/").unwrap(),
+            status: Some(StatusPattern::new(status).unwrap()),
+            method: None,
+            body: None,
+        };
+        assert_eq!(http("2.."), http("2.."));
+        assert_ne!(http("2.."), http("200"));
+        assert_eq!(ReadySpec::Exit, ReadySpec::Exit);
+        assert_ne!(ReadySpec::Exit, ReadySpec::None);
     }
 }

@@ -1,5 +1,8 @@
 //! `ready:`: how a service's readiness is detected.
 
+use summoner_proc::StatusPattern;
+use summoner_proc::regex::{self, Regex};
+
 use super::model::ReadySpec;
 use super::raw::{self, Kind, Node};
 use super::suggest::did_you_mean;
@@ -113,7 +116,7 @@ impl Cx<'_> {
         let value = kind.value;
         let ready = match kind.key.as_str() {
             "output" => self
-                .regex(value, "a regex (a string)")
+                .regex(value, "a regex (a string)", Regex::new)
                 .map(ReadySpec::Output),
             "tcp" => self.address(value).map(ReadySpec::Tcp),
             "http" => {
@@ -124,7 +127,11 @@ impl Cx<'_> {
                 for option in &options {
                     match option.key.as_str() {
                         "status" => {
-                            status = self.regex(option.value, "a status regex like \"2..\"")
+                            status = self.regex(
+                                option.value,
+                                "a status regex like \"2..\"",
+                                StatusPattern::new,
+                            )
                         }
                         "method" => method = self.method(option.value),
                         _ => body = self.non_empty_text(option.value, "a substring of the body"),
@@ -151,11 +158,17 @@ impl Cx<'_> {
         ready.unwrap_or_default()
     }
 
-    /// A pattern the `regex` crate accepts.
-    fn regex(&mut self, node: &Node, expected: &str) -> Option<String> {
+    /// A pattern compiled by `compile` (the engine's own types, so that what is accepted
+    /// here is what the engine runs).
+    fn regex<T>(
+        &mut self,
+        node: &Node,
+        expected: &str,
+        compile: impl FnOnce(&str) -> Result<T, regex::Error>,
+    ) -> Option<T> {
         let pattern = self.non_empty_text(node, expected)?;
-        match regex::Regex::new(&pattern) {
-            Ok(_) => Some(pattern),
+        match compile(&pattern) {
+            Ok(compiled) => Some(compiled),
             Err(err) => {
                 let message = format!(
                     "invalid regex {}: {}",

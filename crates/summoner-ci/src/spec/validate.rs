@@ -7,12 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::duration::{DurationError, parse_duration};
+use summoner_proc::Signal;
+use summoner_protocol::duration::{DurationErrorKind, parse_duration};
+
 use super::error::{SpecError, SpecErrors};
-use super::graph::find_cycles;
+use super::graph::cycle_errors;
 use super::model::{Command, ResourceReq, ServiceSpec, Spec, Step};
 use super::raw::{self, Kind, Node, Pos};
-use super::signal::{SIGNALS, normalise_signal, signal_number};
+use super::signal::{Refused, stop_signal, stop_signal_names, stop_signal_numbered};
 use super::suggest::{closest, did_you_mean};
 use super::template::{Template, is_valid_name};
 use super::when::{EVENTS, When};
@@ -282,18 +284,18 @@ impl<'t> Cx<'t> {
         self.pos_at(src.start + at)
     }
 
-    /// A duration such as `30s`.
+    /// A duration such as `30s`, in the grammar of `summoner_protocol::duration`.
     pub fn duration(&mut self, node: &Node) -> Option<Duration> {
         const EXPECTED: &str = "a duration like \"30s\" or \"500ms\"";
         let found = node.describe(self.text);
         let result = match &node.kind {
-            Kind::Str(text) => parse_duration(text),
-            Kind::Int(_) => Err(DurationError::MissingUnit),
-            _ => Err(DurationError::Invalid),
+            Kind::Str(text) => parse_duration(text).map_err(|e| e.kind()),
+            Kind::Int(_) => Err(DurationErrorKind::MissingUnit),
+            _ => Err(DurationErrorKind::Invalid),
         };
         match result {
             Ok(duration) => Some(duration),
-            Err(DurationError::MissingUnit) => {
+            Err(DurationErrorKind::MissingUnit) => {
                 let number = node.scalar_text(self.text).unwrap_or_default();
                 let number = number.trim();
                 self.error(
@@ -302,7 +304,9 @@ impl<'t> Cx<'t> {
                 );
                 None
             }
-            Err(DurationError::Invalid) => {
+            // The grammar's own messages are for a bare value; here the position and the
+            // "expected ..., found ..." form of every other spec error read better.
+            Err(_) => {
                 self.error(node.pos, format!("expected {EXPECTED}, found {found}"));
                 None
             }
@@ -633,26 +637,27 @@ impl<'t> Cx<'t> {
         self.template_from(node, &text)
     }
 
-    fn signal(&mut self, node: &Node) -> Option<String> {
-        let accepted = SIGNALS.join(", ");
-        if let Kind::Str(name) = &node.kind
-            && let Some(signal) = normalise_signal(name)
-        {
-            return Some(signal.to_owned());
-        }
-        let found = node.describe(self.text);
-        let hint = match &node.kind {
-            Kind::Str(name) => {
+    fn signal(&mut self, node: &Node) -> Option<Signal> {
+        let refused = match &node.kind {
+            Kind::Str(name) => match stop_signal(name) {
+                Ok(signal) => return Some(signal),
+                Err(refused) => Some(refused),
+            },
+            Kind::Int(number) => Some(Refused::Number(stop_signal_numbered(*number))),
+            _ => None,
+        };
+        let hint = match (refused, &node.kind) {
+            (Some(Refused::Number(Some(signal))), _) => format!("; write its name, \"{signal}\""),
+            (Some(Refused::Number(None)), _) => "; write its name".to_owned(),
+            (Some(Refused::Name), Kind::Str(name)) => {
                 let bare = name.trim().to_ascii_uppercase();
                 let bare = format!("SIG{}", bare.strip_prefix("SIG").unwrap_or(&bare));
-                did_you_mean(&bare, SIGNALS.iter().copied())
+                did_you_mean(&bare, stop_signal_names())
             }
-            Kind::Int(number) => match SIGNALS.iter().find(|s| signal_number(s) == Some(*number)) {
-                Some(name) => format!("; write its name, {name:?}"),
-                None => "; write its name".to_owned(),
-            },
             _ => String::new(),
         };
+        let accepted = stop_signal_names().collect::<Vec<_>>().join(", ");
+        let found = node.describe(self.text);
         self.error(
             node.pos,
             format!("expected a signal name ({accepted}), found {found}{hint}"),
@@ -729,10 +734,8 @@ impl<'t> Cx<'t> {
             edges.push(targets);
             edge_pos.push(positions);
         }
-        for cycle in find_cycles(&edges) {
-            let path: Vec<&str> = cycle.path.iter().map(|&i| names[i].as_str()).collect();
-            let pos = edge_pos[cycle.from][cycle.edge];
-            self.error(pos, format!("dependency cycle: {}", path.join(" -> ")));
+        for (from, edge, message) in cycle_errors(names, &edges) {
+            self.error(edge_pos[from][edge], message);
         }
     }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use summoner_ci::spec::{
     ClosureError, Command, ReadySpec, ResourceReq, Spec, SpecError, SpecErrors, Template, When,
 };
+use summoner_proc::regex::Regex;
+use summoner_proc::{Signal, StatusPattern};
 
 const FILE: &str = ".summoner.yml";
 
@@ -86,7 +88,7 @@ fn the_design_example_parses_to_what_it_says() {
         web.ready,
         ReadySpec::Http {
             url: t("http://127.0.0.1:${SUMMONER_PORTS_1_PORT}/"),
-            status: Some("2..".into()),
+            status: Some(StatusPattern::new("2..").unwrap()),
             method: None,
             body: None,
         }
@@ -173,14 +175,14 @@ fn every_readiness_kind() {
     assert_eq!(ready("none-null"), ReadySpec::None);
     assert_eq!(
         ready("output"),
-        ReadySpec::Output(r"listening on .*:\d+$".into())
+        ReadySpec::Output(Regex::new(r"listening on .*:\d+$").unwrap())
     );
     assert_eq!(ready("tcp"), ReadySpec::Tcp(t("[::1]:6379")));
     assert_eq!(
         ready("http"),
         ReadySpec::Http {
             url: t("https://localhost:8443/"),
-            status: Some("200".into()),
+            status: Some(StatusPattern::new("200").unwrap()),
             method: Some("POST".into()),
             body: Some("healthy".into()),
         }
@@ -205,7 +207,7 @@ fn service_options() {
     let db = spec.service("db").unwrap();
     assert_eq!(db.env, [("A".to_owned(), t("b"))]);
     assert_eq!(db.cwd, Some(t("some/dir")));
-    assert_eq!(db.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(db.stop_signal, Some(Signal::SIGINT));
     assert_eq!(db.stop_grace, Some(Duration::from_secs(5)));
     assert_eq!(db.exit_codes, Some(vec![0, 1]));
     assert_eq!(db.depends_on, ["other"]);
@@ -219,16 +221,16 @@ fn service_options() {
 
 #[test]
 fn signals_are_normalised() {
-    for (written, normal) in [
-        ("TERM", "SIGTERM"),
-        ("sigint", "SIGINT"),
-        ("HUP", "SIGHUP"),
-        ("SIGUSR1", "SIGUSR1"),
+    for (written, signal) in [
+        ("TERM", Signal::SIGTERM),
+        ("sigint", Signal::SIGINT),
+        ("HUP", Signal::SIGHUP),
+        ("SIGUSR1", Signal::SIGUSR1),
     ] {
         let spec = parse(&format!(
             "services:\n  a:\n    run: x\n    stop_signal: {written}\n"
         ));
-        assert_eq!(spec.services[0].stop_signal.as_deref(), Some(normal));
+        assert_eq!(spec.services[0].stop_signal, Some(signal));
     }
 }
 
@@ -527,6 +529,11 @@ fn bad_signals_and_events() {
     assert!(
         error("services:\n  a: {run: x, stop_signal: SIGSTOP}\n")
             .contains("expected a signal name (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGKILL, SIGUSR1, SIGUSR2), found \"SIGSTOP\"")
+    );
+    // A number is refused however it is written, with the name it stands for.
+    assert!(
+        error("services:\n  a: {run: x, stop_signal: \"2\"}\n")
+            .ends_with("found \"2\"; write its name, \"SIGINT\"")
     );
     assert_eq!(
         error("when:\n  event: pushh\n"),
