@@ -38,6 +38,7 @@ mod config;
 mod duration;
 mod engine;
 mod event;
+mod ids;
 mod invariant;
 mod lease;
 mod matching;
@@ -46,6 +47,7 @@ mod queue;
 mod restore;
 mod session;
 mod view;
+mod waiter;
 
 pub use admin::{AdminError, AdminOp};
 pub use config::{
