@@ -8,6 +8,10 @@
 //!
 //! Each is measured twice: engine only (messages built in code), and with the JSON codec a
 //! server runs on every frame (parse the client's text, serialize every reply and event).
+//!
+//! Besides the rate over wall time, each line gives the CPU time per cycle of the benchmark's
+//! thread (on Linux). On a machine shared with other builds the wall-time rate drifts by half
+//! from run to run while the CPU time per cycle moves much less, so compare that one.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -111,8 +115,17 @@ impl Driver {
     }
 }
 
-/// Runs the closed loop; returns completed cycles per second.
-fn run(resources: u64, codec: bool) -> (f64, usize) {
+/// CPU time this thread has run, if the platform tells (Linux: the first field of
+/// `/proc/thread-self/schedstat`, in nanoseconds).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Runs the closed loop; returns completed cycles per second of wall time, the CPU time per
+/// cycle if known, and how many requests wait at the end.
+fn run(resources: u64, codec: bool) -> (f64, Option<Duration>, usize) {
     let mut d = Driver::new(resources, codec);
     let sessions: Vec<SessionId> = (0..SESSIONS).map(|i| format!("s{i}").into()).collect();
     for s in &sessions {
@@ -129,6 +142,7 @@ fn run(resources: u64, codec: bool) -> (f64, usize) {
         holders.extend(d.grants());
     }
     let start = Instant::now();
+    let cpu_start = thread_cpu();
     let mut cycles = 0u64;
     while start.elapsed() < RUN_FOR {
         for _ in 0..1_000 {
@@ -143,19 +157,26 @@ fn run(resources: u64, codec: bool) -> (f64, usize) {
             cycles += 1;
         }
     }
+    let rate = cycles as f64 / start.elapsed().as_secs_f64();
+    let cpu = thread_cpu()
+        .zip(cpu_start)
+        .map(|(end, start)| (end - start).div_f64(cycles as f64));
     let stats = d.broker.stats();
     assert_eq!(stats.leases as u64, resources.min(SESSIONS as u64));
-    (cycles as f64 / start.elapsed().as_secs_f64(), stats.waiting)
+    (rate, cpu, stats.waiting)
 }
 
 fn main() {
     println!("summoner-broker engine, closed loop, {SESSIONS} sessions, one thread");
     for (name, resources) in [("uncontended", 1_000), ("contended", 100)] {
         for codec in [false, true] {
-            let (rate, waiting) = run(resources, codec);
+            let (rate, cpu, waiting) = run(resources, codec);
+            let cpu = cpu.map_or_else(String::new, |cpu| {
+                format!(", {:>5.2} µs CPU/cycle", cpu.as_secs_f64() * 1e6)
+            });
             println!(
                 "{name:>11} {SESSIONS} sessions x {resources:>4} resources, {:<18} {:>9.0} cycles/s \
-                 ({:>5.2} µs/cycle, {waiting} waiting)",
+                 ({:>5.2} µs/cycle{cpu}, {waiting} waiting)",
                 if codec {
                     "engine + JSON:"
                 } else {

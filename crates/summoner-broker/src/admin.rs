@@ -6,17 +6,17 @@
 //! release, or removing the resource or its pool, revokes a lease. Waiters are re-examined
 //! after every change that can help them (an add, an enable, a label change), and a waiter
 //! that a change made impossible is answered at once instead of waiting for ever.
-
-use std::time::Instant;
+//!
+//! This file checks an [`AdminOp`] against the inventory and resolves its names into a
+//! [`Checked`]; the engine applies the change (`Broker::apply` in `engine.rs`), since that
+//! touches leases, waiters and sessions together.
 
 use serde::{Deserialize, Serialize};
-use summoner_protocol::{ErrorCode, LeaseId, ServerMessage};
+use summoner_protocol::LeaseId;
 
 use crate::config::{ConfigError, PoolConfig, ResourceConfig};
-use crate::engine::{Broker, End, Outputs};
-use crate::event::{EventKind, RevokeCause};
-use crate::pool::{PoolId, ResId};
-use crate::queue::{QueueKey, Work};
+use crate::ids::{PoolId, ResId};
+use crate::pool::Inventory;
 
 /// An administrative change, as the HTTP API hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,247 +112,159 @@ pub enum AdminError {
     Invalid(#[from] ConfigError),
 }
 
-impl Broker {
-    pub(crate) fn admin(
-        &mut self,
-        now: Instant,
-        op: AdminOp,
-        out: &mut Outputs,
-    ) -> Result<(), AdminError> {
-        let mut work = Work::new();
-        match op {
+/// An [`AdminOp`] that passed its checks, with its names resolved and the texts its holders
+/// and waiters will be told. Applying it changes the engine; only adding a pool can still
+/// fail, on the pool's own config, and then before anything changed.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// Revoke `lease`, telling its holder `reason`.
+    Revoke {
+        lease: LeaseId,
+        reason: String,
+    },
+    Disable {
+        r: ResId,
+        pool: String,
+        name: String,
+    },
+    Enable {
+        r: ResId,
+        pool: String,
+        name: String,
+    },
+    AddResource {
+        p: PoolId,
+        pool: String,
+        resource: ResourceConfig,
+    },
+    /// Replace resource `r`'s settings; waiters it leaves impossible are told `because`.
+    ChangeResource {
+        r: ResId,
+        pool: String,
+        resource: ResourceConfig,
+        because: String,
+    },
+    /// Remove resource `r`, revoking its holders with `reason`; waiters it leaves impossible
+    /// are told `because`.
+    RemoveResource {
+        r: ResId,
+        pool: String,
+        name: String,
+        reason: String,
+        because: String,
+    },
+    AddPool {
+        pool: PoolConfig,
+    },
+    /// Remove pool `p`, revoking its holders with `reason` and refusing its waiters with
+    /// `refusal`.
+    RemovePool {
+        p: PoolId,
+        pool: String,
+        reason: String,
+        refusal: String,
+    },
+}
+
+impl AdminOp {
+    /// Checks the operation against the inventory `inv` and the lease ids `has_lease` knows.
+    /// `Err`: it was refused, and nothing may change.
+    pub(crate) fn check(
+        self,
+        inv: &Inventory,
+        has_lease: impl Fn(&LeaseId) -> bool,
+    ) -> Result<Checked, AdminError> {
+        Ok(match self {
             AdminOp::Revoke { lease, reason } => {
-                if !self.leases.contains_key(&lease) {
+                if !has_lease(&lease) {
                     return Err(AdminError::UnknownLease(lease));
                 }
                 let reason = match reason {
                     Some(r) => format!("released by admin: {r}"),
                     None => "released by admin".into(),
                 };
-                self.end_lease(
-                    now,
-                    &lease,
-                    End::Revoked(RevokeCause::Admin, reason),
-                    out,
-                    &mut work,
-                );
+                Checked::Revoke { lease, reason }
             }
-            AdminOp::Disable { pool, resource } => {
-                let r = self.resource_id(&pool, &resource)?;
-                if self.inv.res(r).enabled {
-                    self.inv.res_mut(r).enabled = false;
-                    self.inv.refresh(r);
-                    self.emit(
-                        out,
-                        EventKind::ResourceDisabled {
-                            pool,
-                            name: resource,
-                        },
-                    );
-                }
-            }
-            AdminOp::Enable { pool, resource } => {
-                let r = self.resource_id(&pool, &resource)?;
-                if !self.inv.res(r).enabled {
-                    self.inv.res_mut(r).enabled = true;
-                    if self.inv.refresh(r) {
-                        work.push((self.inv.res(r).pool, vec![r]));
-                    }
-                    self.emit(
-                        out,
-                        EventKind::ResourceEnabled {
-                            pool,
-                            name: resource,
-                        },
-                    );
-                }
-            }
+            AdminOp::Disable { pool, resource } => Checked::Disable {
+                r: resource_id(inv, &pool, &resource)?,
+                pool,
+                name: resource,
+            },
+            AdminOp::Enable { pool, resource } => Checked::Enable {
+                r: resource_id(inv, &pool, &resource)?,
+                pool,
+                name: resource,
+            },
             AdminOp::AddResource { pool, resource } => {
-                let p = self.pool_id(&pool)?;
-                if self.inv.pool(p).by_name.contains_key(&resource.name) {
+                let p = pool_id(inv, &pool)?;
+                if inv.pool(p).by_name.contains_key(&resource.name) {
                     return Err(AdminError::ResourceExists {
                         pool,
                         name: resource.name,
                     });
                 }
-                self.inv.pool_config(p).check_resource(&resource)?;
-                let r = self.inv.add_resource(p, resource.clone());
-                if self.inv.res(r).is_available() {
-                    work.push((p, vec![r]));
-                }
-                self.emit(out, EventKind::ResourceAdded { pool, resource });
+                inv.pool_config(p).check_resource(&resource)?;
+                Checked::AddResource { p, pool, resource }
             }
             AdminOp::ChangeResource { pool, resource } => {
-                let r = self.resource_id(&pool, &resource.name)?;
-                let p = self.inv.res(r).pool;
-                self.inv.pool_config(p).check_resource(&resource)?;
-                let res = self.inv.res_mut(r);
-                res.labels = resource.labels.clone();
-                res.props = resource.props.clone();
-                res.capacity = resource.capacity;
-                res.enabled = resource.enabled;
-                if self.inv.refresh(r) {
-                    work.push((p, vec![r]));
+                let r = resource_id(inv, &pool, &resource.name)?;
+                inv.pool_config(inv.res(r).pool).check_resource(&resource)?;
+                let because = format!("resource `{}` was changed", resource.name);
+                Checked::ChangeResource {
+                    r,
+                    pool,
+                    resource,
+                    because,
                 }
-                let name = resource.name.clone();
-                self.emit(out, EventKind::ResourceChanged { pool, resource });
-                self.refuse_impossible(
-                    now,
-                    p,
-                    &format!("resource `{name}` was changed"),
-                    out,
-                    &mut work,
-                );
             }
             AdminOp::RemoveResource { pool, resource } => {
-                let r = self.resource_id(&pool, &resource)?;
-                let p = self.inv.res(r).pool;
+                let r = resource_id(inv, &pool, &resource)?;
                 let reason = format!("resource `{resource}` of pool `{pool}` was removed by admin");
-                for lease in self.leases_on(|res| res == r) {
-                    self.end_lease(
-                        now,
-                        &lease,
-                        End::Revoked(RevokeCause::ResourceRemoved, reason.clone()),
-                        out,
-                        &mut work,
-                    );
+                let because = format!("resource `{resource}` was removed");
+                Checked::RemoveResource {
+                    r,
+                    pool,
+                    name: resource,
+                    reason,
+                    because,
                 }
-                self.inv.remove_resource(r);
-                self.emit(
-                    out,
-                    EventKind::ResourceRemoved {
-                        pool,
-                        name: resource.clone(),
-                    },
-                );
-                self.refuse_impossible(
-                    now,
-                    p,
-                    &format!("resource `{resource}` was removed"),
-                    out,
-                    &mut work,
-                );
             }
             AdminOp::AddPool { pool } => {
-                if self.inv.pool_ids.contains_key(&pool.name) {
+                if inv.pool_ids.contains_key(&pool.name) {
                     return Err(AdminError::PoolExists(pool.name));
                 }
-                self.inv.add_pool(&pool)?;
-                self.emit(out, EventKind::PoolAdded { pool });
+                Checked::AddPool { pool }
             }
             AdminOp::RemovePool { pool } => {
-                let p = self.pool_id(&pool)?;
+                let p = pool_id(inv, &pool)?;
                 let reason = format!("pool `{pool}` was removed by admin");
-                let inv = &self.inv;
-                for lease in self.leases_on(|res| inv.res(res).pool == p) {
-                    self.end_lease(
-                        now,
-                        &lease,
-                        End::Revoked(RevokeCause::PoolRemoved, reason.clone()),
-                        out,
-                        &mut work,
-                    );
+                let refusal = format!("pool `{pool}` was removed");
+                Checked::RemovePool {
+                    p,
+                    pool,
+                    reason,
+                    refusal,
                 }
-                let waiting: Vec<QueueKey> = self.inv.pool(p).queue.iter().copied().collect();
-                for key in waiting {
-                    self.refuse(
-                        now,
-                        key,
-                        ErrorCode::UnknownPool,
-                        format!("pool `{pool}` was removed"),
-                        out,
-                        &mut work,
-                    );
-                }
-                self.inv.remove_pool(p);
-                self.emit(out, EventKind::PoolRemoved { pool });
             }
-        }
-        self.wake(now, work, out);
-        Ok(())
+        })
     }
+}
 
-    fn pool_id(&self, pool: &str) -> Result<PoolId, AdminError> {
-        self.inv
-            .pool_ids
-            .get(pool)
-            .copied()
-            .ok_or_else(|| AdminError::UnknownPool(pool.to_owned()))
-    }
+fn pool_id(inv: &Inventory, pool: &str) -> Result<PoolId, AdminError> {
+    inv.pool_ids
+        .get(pool)
+        .copied()
+        .ok_or_else(|| AdminError::UnknownPool(pool.to_owned()))
+}
 
-    fn resource_id(&self, pool: &str, name: &str) -> Result<ResId, AdminError> {
-        let p = self.pool_id(pool)?;
-        self.inv
-            .pool(p)
-            .by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| AdminError::UnknownResource {
-                pool: pool.to_owned(),
-                name: name.to_owned(),
-            })
-    }
-
-    /// Leases holding a resource that satisfies `on`, oldest first.
-    fn leases_on(&self, on: impl Fn(ResId) -> bool) -> Vec<LeaseId> {
-        let mut hit: Vec<(u64, LeaseId)> = self
-            .leases
-            .values()
-            .filter(|l| l.resources.iter().any(|&r| on(r)))
-            .map(|l| (l.seq, l.id.clone()))
-            .collect();
-        hit.sort_unstable();
-        hit.into_iter().map(|(_, id)| id).collect()
-    }
-
-    /// Answers the waiters of pool `p` that can no longer ever be granted.
-    fn refuse_impossible(
-        &mut self,
-        now: Instant,
-        p: PoolId,
-        because: &str,
-        out: &mut Outputs,
-        work: &mut Work,
-    ) {
-        let impossible: Vec<(QueueKey, String)> = self
-            .inv
-            .pool(p)
-            .queue
-            .iter()
-            .filter_map(|key| {
-                self.unsatisfiable(&self.waiters[key])
-                    .map(|why| (*key, format!("{why} ({because})")))
-            })
-            .collect();
-        for (key, message) in impossible {
-            self.refuse(now, key, ErrorCode::Unsatisfiable, message, out, work);
-        }
-    }
-
-    fn refuse(
-        &mut self,
-        now: Instant,
-        key: QueueKey,
-        code: ErrorCode,
-        message: String,
-        out: &mut Outputs,
-        work: &mut Work,
-    ) {
-        let w = self.remove_waiter(now, key);
-        self.counters.refusals += 1;
-        out.messages.push((
-            w.session.clone(),
-            ServerMessage::error(Some(w.id.clone()), code, message.clone()),
-        ));
-        self.emit(
-            out,
-            EventKind::RequestFailed {
-                session: w.session.clone(),
-                id: w.id.clone(),
-                code,
-                message,
-            },
-        );
-        self.unblock(&w, work);
-    }
+fn resource_id(inv: &Inventory, pool: &str, name: &str) -> Result<ResId, AdminError> {
+    let p = pool_id(inv, pool)?;
+    inv.pool(p)
+        .by_name
+        .get(name)
+        .copied()
+        .ok_or_else(|| AdminError::UnknownResource {
+            pool: pool.to_owned(),
+            name: name.to_owned(),
+        })
 }

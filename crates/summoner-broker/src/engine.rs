@@ -7,7 +7,7 @@
 //! store [`Outputs::events`], then apply [`Outputs::close`] and [`Outputs::adopted`] and send
 //! [`Outputs::messages`], and set one timer for [`Broker::next_deadline`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use summoner_protocol::duration::format_duration;
@@ -16,32 +16,33 @@ use summoner_protocol::{
     ServerMessage, SessionId, Welcome,
 };
 
-use crate::admin::{AdminError, AdminOp};
+use crate::admin::{AdminError, AdminOp, Checked};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::event::{CancelCause, Event, EventKind, ReleaseCause, RevokeCause};
+use crate::ids::{PoolId, QueueKey, ResId};
 use crate::lease::{Lease, lease_id, millis};
-use crate::pool::{Inventory, ResId};
-use crate::queue::{Item, QueueKey, Waiter, Work};
+use crate::pool::Inventory;
+use crate::queue::{Queue, Work};
 use crate::session::{Presence, Session};
+use crate::waiter::{Item, Waiter};
 
 /// The lease engine. See the crate docs for the model and `docs/broker.md` for the policy.
+///
+/// Its fields are private to this file: every change of state goes through the methods here,
+/// which keep the parts consistent with each other (a lease in its session, a waiter's timer,
+/// a resource's holders). The other files read the parts through the accessors below.
 #[derive(Debug)]
 pub struct Broker {
-    pub(crate) inv: Inventory,
-    /// Every waiting request, in service order.
-    pub(crate) waiters: BTreeMap<QueueKey, Waiter>,
-    pub(crate) sessions: HashMap<SessionId, Session>,
-    pub(crate) leases: HashMap<LeaseId, Lease>,
+    inv: Inventory,
+    /// Every waiting request, by pool and by session, and the position updates.
+    queue: Queue,
+    sessions: HashMap<SessionId, Session>,
+    leases: HashMap<LeaseId, Lease>,
     /// Wait timeouts, max-hold revokes and grace expiries, soonest first.
-    pub(crate) timers: BTreeSet<(Instant, Timer)>,
-    pub(crate) next_seq: u64,
-    pub(crate) next_arrival: u64,
-    pub(crate) resume_grace: Duration,
-    pub(crate) position_interval: Duration,
-    /// When the next position sweep is due, if one is needed.
-    pub(crate) next_sweep: Option<Instant>,
-    pub(crate) last_sweep: Option<Instant>,
-    pub(crate) counters: Counters,
+    timers: BTreeSet<(Instant, Timer)>,
+    next_seq: u64,
+    resume_grace: Duration,
+    counters: Counters,
 }
 
 /// Running totals for metrics.
@@ -156,16 +157,12 @@ impl Broker {
     pub fn new(config: BrokerConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             inv: Inventory::from_config(&config)?,
-            waiters: BTreeMap::new(),
+            queue: Queue::new(config.position_interval),
             sessions: HashMap::new(),
             leases: HashMap::new(),
             timers: BTreeSet::new(),
             next_seq: 1,
-            next_arrival: 0,
             resume_grace: config.resume_grace,
-            position_interval: config.position_interval,
-            next_sweep: None,
-            last_sweep: None,
             counters: Counters::default(),
         })
     }
@@ -197,7 +194,7 @@ impl Broker {
     /// grace expiry or a position update. `None`: nothing is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.first().map(|(at, _)| *at);
-        match (timer, self.next_sweep) {
+        match (timer, self.queue.next_sweep()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -206,6 +203,36 @@ impl Broker {
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    // Read access for the views, the restore and the self-check, which live in other files.
+
+    pub(crate) fn inventory(&self) -> &Inventory {
+        &self.inv
+    }
+
+    pub(crate) fn wait_queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub(crate) fn session_table(&self) -> &HashMap<SessionId, Session> {
+        &self.sessions
+    }
+
+    pub(crate) fn lease_table(&self) -> &HashMap<LeaseId, Lease> {
+        &self.leases
+    }
+
+    pub(crate) fn timers(&self) -> &BTreeSet<(Instant, Timer)> {
+        &self.timers
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn resume_grace(&self) -> Duration {
+        self.resume_grace
     }
 
     fn fire_due(&mut self, now: Instant, out: &mut Outputs) {
@@ -238,7 +265,7 @@ impl Broker {
                             waited_ms: millis(waited),
                         },
                     );
-                    self.unblock(&w, &mut work);
+                    self.queue.unblock(&self.inv, &w, &mut work);
                 }
                 Timer::MaxHold(lease) => {
                     let max_hold = self.leases[&lease].max_hold.expect("a max-hold timer").1;
@@ -255,12 +282,12 @@ impl Broker {
             }
             self.wake(now, work, out);
         }
-        if self.next_sweep.is_some_and(|at| at <= now) {
-            self.sweep(now, out);
+        if self.queue.next_sweep().is_some_and(|at| at <= now) {
+            self.queue.sweep(now, &mut out.messages);
         }
     }
 
-    pub(crate) fn emit(&mut self, out: &mut Outputs, kind: EventKind) -> u64 {
+    fn emit(&mut self, out: &mut Outputs, kind: EventKind) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         out.events.push(Event { seq, kind });
@@ -350,7 +377,7 @@ impl Broker {
                 self.wake(now, work, out);
             }
             ClientMessage::Cancel(cancel) => {
-                let Some(&key) = self.sessions[&session].pending.get(&cancel.id) else {
+                let Some(key) = self.queue.pending(&session, &cancel.id) else {
                     Self::error(
                         out,
                         &session,
@@ -380,7 +407,7 @@ impl Broker {
                     },
                 );
                 let mut work = Work::new();
-                self.unblock(&w, &mut work);
+                self.queue.unblock(&self.inv, &w, &mut work);
                 self.wake(now, work, out);
             }
             ClientMessage::Resume(resume) => self.resume(session, resume.session, out),
@@ -402,7 +429,7 @@ impl Broker {
             priority,
             note,
         } = acquire;
-        if self.sessions[&session].pending.contains_key(&id) {
+        if self.queue.pending(&session, &id).is_some() {
             Self::error(
                 out,
                 &session,
@@ -418,7 +445,7 @@ impl Broker {
         let mut items = Vec::with_capacity(want.len());
         for item in &want {
             let Some(&pool) = self.inv.pool_ids.get(&item.pool) else {
-                let message = self.unknown_pool_message(&item.pool);
+                let message = self.inv.unknown_pool_message(&item.pool);
                 self.counters.refusals += 1;
                 Self::error(out, &session, Some(id), ErrorCode::UnknownPool, message);
                 return;
@@ -430,9 +457,8 @@ impl Broker {
             });
         }
         let parts = Waiter::parts_of(&items);
-        let key = QueueKey::new(priority, self.next_arrival);
-        self.next_arrival += 1;
-        let mut w = Waiter {
+        let key = self.queue.next_key(priority);
+        let w = Waiter {
             key,
             session,
             id,
@@ -445,7 +471,7 @@ impl Broker {
             told: 0,
             told_at: now,
         };
-        if let Some(message) = self.unsatisfiable(&w) {
+        if let Some(message) = w.unsatisfiable(&self.inv) {
             self.counters.refusals += 1;
             Self::error(
                 out,
@@ -456,7 +482,7 @@ impl Broker {
             );
             return;
         }
-        if let Some(picks) = self.try_assign(&w, None) {
+        if let Some(picks) = self.queue.try_assign(&self.inv, &w, None) {
             self.make_lease(now, w, picks, out);
             return;
         }
@@ -472,77 +498,57 @@ impl Broker {
             return;
         }
         // It waits.
-        let position = self.position_of(&w);
-        w.told = position;
-        let mut at_tail = true;
-        for part in &w.parts {
-            let queue = &mut self.inv.pool_mut(part.pool).queue;
-            at_tail &= queue.last().is_none_or(|last| *last < key);
-            queue.insert(key);
-        }
-        if let Some(deadline) = w.deadline {
+        let (session, id, want, deadline) =
+            (w.session.clone(), w.id.clone(), w.want.clone(), w.deadline);
+        let position = self.queue.enqueue(now, w);
+        if let Some(deadline) = deadline {
             self.timers.insert((deadline, Timer::Wait(key)));
         }
-        self.sessions
-            .get_mut(&w.session)
-            .expect("a connected session")
-            .pending
-            .insert(w.id.clone(), key);
         Self::reply(
             out,
-            &w.session,
+            &session,
             ServerMessage::Queued(summoner_protocol::Queued {
-                id: w.id.clone(),
+                id: id.clone(),
                 position,
             }),
         );
         self.emit(
             out,
             EventKind::RequestQueued {
-                session: w.session.clone(),
-                id: w.id.clone(),
-                want: w.want.clone(),
+                session,
+                id,
+                want,
                 priority,
                 position,
             },
         );
-        self.waiters.insert(key, w);
-        if !at_tail {
-            // It went ahead of someone, whose position grew.
-            self.positions_may_change(now);
-        }
     }
 
-    pub(crate) fn unknown_pool_message(&self, pool: &str) -> String {
-        let mut known: Vec<&str> = self.inv.pool_ids.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        if known.is_empty() {
-            format!("unknown pool `{pool}`; there are no pools")
-        } else {
-            format!("unknown pool `{pool}`; known pools: {}", known.join(", "))
-        }
-    }
-
-    /// Takes a waiter out of every queue and index.
-    pub(crate) fn remove_waiter(&mut self, now: Instant, key: QueueKey) -> Waiter {
-        let w = self.waiters.remove(&key).expect("a waiting request");
-        for part in &w.parts {
-            if let Some(pool) = self.inv.pools[part.pool].as_mut() {
-                pool.queue.remove(&key);
-            }
-        }
-        if let Some(session) = self.sessions.get_mut(&w.session) {
-            session.pending.remove(&w.id);
-        }
+    /// Takes a waiter out of the queue and stops its timer.
+    fn remove_waiter(&mut self, now: Instant, key: QueueKey) -> Waiter {
+        let w = self.queue.remove(now, key);
         if let Some(deadline) = w.deadline {
             self.timers.remove(&(deadline, Timer::Wait(key)));
         }
-        self.positions_may_change(now);
         w
     }
 
-    /// Grants a waiting request (called by the queue walk).
-    pub(crate) fn grant_queued(
+    /// Grants every waiter that the changes in `work` made grantable, following the policy
+    /// (see `queue.rs`).
+    fn wake(&mut self, now: Instant, mut work: Work, out: &mut Outputs) {
+        while let Some((p, dirty)) = work.pop() {
+            let Some(mut walk) = self.queue.walk(&self.inv, p, dirty) else {
+                continue;
+            };
+            while let Some((key, picks)) = self.queue.next_grant(&self.inv, &mut walk) {
+                self.grant_queued(now, key, picks, out, &mut work);
+                walk.granted(&self.inv);
+            }
+        }
+    }
+
+    /// Grants a waiting request that the queue walk chose.
+    fn grant_queued(
         &mut self,
         now: Instant,
         key: QueueKey,
@@ -554,7 +560,7 @@ impl Broker {
         let w = self.make_lease(now, w, picks, out);
         // What it reserved but did not take (a shared resource's other slots, or a resource it
         // matched but did not need) is now open to those behind it.
-        self.unblock(&w, work);
+        self.queue.unblock(&self.inv, &w, work);
     }
 
     /// Creates the lease for `w` with the resources `picks` and tells its session.
@@ -567,15 +573,9 @@ impl Broker {
     ) -> Waiter {
         let seq = self.next_seq;
         let lease = lease_id(seq);
-        let mut max_hold: Option<(Instant, Duration)> = None;
-        for part in &w.parts {
-            if let Some(d) = self.inv.pool(part.pool).max_hold {
-                let at = now + d;
-                if max_hold.is_none_or(|(m, _)| at < m) {
-                    max_hold = Some((at, d));
-                }
-            }
-        }
+        let max_hold = self
+            .inv
+            .shortest_max_hold(w.parts.iter().map(|part| part.pool), now);
         let mut resources = Vec::with_capacity(picks.len());
         let mut refs = Vec::with_capacity(picks.len());
         for &r in &picks {
@@ -631,7 +631,7 @@ impl Broker {
     }
 
     /// Ends a lease, frees its resources (recording them in `work`) and tells whoever must know.
-    pub(crate) fn end_lease(
+    fn end_lease(
         &mut self,
         now: Instant,
         lease: &LeaseId,
@@ -705,13 +705,13 @@ impl Broker {
     }
 
     /// A session's leases, oldest first.
-    pub(crate) fn leases_of(&self, session: &Session) -> Vec<LeaseId> {
+    fn leases_of(&self, session: &Session) -> Vec<LeaseId> {
         let mut leases: Vec<&Lease> = session.leases.iter().map(|l| &self.leases[l]).collect();
         leases.sort_by_key(|l| l.seq);
         leases.into_iter().map(|l| l.id.clone()).collect()
     }
 
-    pub(crate) fn grant_of(&self, lease: &LeaseId) -> Grant {
+    fn grant_of(&self, lease: &LeaseId) -> Grant {
         let lease = &self.leases[lease];
         Grant {
             id: lease.request.clone(),
@@ -747,10 +747,7 @@ impl Broker {
         let mut work = Work::new();
         // Waiting requests die with the connection either way: a resumed client re-sends
         // what it still wants, and no grant is made to a connection nobody reads.
-        let mut pending: Vec<QueueKey> =
-            self.sessions[&session].pending.values().copied().collect();
-        pending.sort_unstable();
-        for key in pending {
+        for key in self.queue.pending_of(&session) {
             let w = self.remove_waiter(now, key);
             self.counters.cancels += 1;
             self.emit(
@@ -761,8 +758,9 @@ impl Broker {
                     cause: CancelCause::Disconnect,
                 },
             );
-            self.unblock(&w, &mut work);
+            self.queue.unblock(&self.inv, &w, &mut work);
         }
+        self.queue.forget_session(&session);
         if clean || !self.sessions[&session].resumable {
             for lease in self.leases_of(&self.sessions[&session]) {
                 self.end_lease(
@@ -823,7 +821,7 @@ impl Broker {
         let own = &self.sessions[&connection];
         // The session continues as the new connection asked: resumable or not.
         let resumable = own.resumable;
-        if !own.leases.is_empty() || !own.pending.is_empty() {
+        if !own.leases.is_empty() || self.queue.pending_count(&connection) > 0 {
             Self::error(
                 out,
                 &connection,
@@ -860,6 +858,7 @@ impl Broker {
         old.presence = Presence::Connected;
         old.resumable = resumable;
         self.sessions.remove(&connection);
+        self.queue.forget_session(&connection);
         out.adopted.push(Adoption {
             connection: connection.clone(),
             session: target.clone(),
@@ -882,5 +881,252 @@ impl Broker {
                 leases,
             },
         );
+    }
+
+    /// Checks an admin operation (see `admin.rs`) and, if it passes, applies it.
+    fn admin(&mut self, now: Instant, op: AdminOp, out: &mut Outputs) -> Result<(), AdminError> {
+        let leases = &self.leases;
+        let change = op.check(&self.inv, |lease| leases.contains_key(lease))?;
+        let mut work = Work::new();
+        match change {
+            Checked::Revoke { lease, reason } => {
+                self.end_lease(
+                    now,
+                    &lease,
+                    End::Revoked(RevokeCause::Admin, reason),
+                    out,
+                    &mut work,
+                );
+            }
+            Checked::Disable { r, pool, name } => {
+                if self.inv.res(r).enabled {
+                    self.inv.res_mut(r).enabled = false;
+                    self.inv.refresh(r);
+                    self.emit(out, EventKind::ResourceDisabled { pool, name });
+                }
+            }
+            Checked::Enable { r, pool, name } => {
+                if !self.inv.res(r).enabled {
+                    self.inv.res_mut(r).enabled = true;
+                    if self.inv.refresh(r) {
+                        work.push((self.inv.res(r).pool, vec![r]));
+                    }
+                    self.emit(out, EventKind::ResourceEnabled { pool, name });
+                }
+            }
+            Checked::AddResource { p, pool, resource } => {
+                let r = self.inv.add_resource(p, resource.clone());
+                if self.inv.res(r).is_available() {
+                    work.push((p, vec![r]));
+                }
+                self.emit(out, EventKind::ResourceAdded { pool, resource });
+            }
+            Checked::ChangeResource {
+                r,
+                pool,
+                resource,
+                because,
+            } => {
+                let p = self.inv.res(r).pool;
+                let res = self.inv.res_mut(r);
+                res.labels = resource.labels.clone();
+                res.props = resource.props.clone();
+                res.capacity = resource.capacity;
+                res.enabled = resource.enabled;
+                if self.inv.refresh(r) {
+                    work.push((p, vec![r]));
+                }
+                self.emit(out, EventKind::ResourceChanged { pool, resource });
+                self.refuse_impossible(now, p, &because, out, &mut work);
+            }
+            Checked::RemoveResource {
+                r,
+                pool,
+                name,
+                reason,
+                because,
+            } => {
+                let p = self.inv.res(r).pool;
+                for lease in self.leases_on(|res| res == r) {
+                    self.end_lease(
+                        now,
+                        &lease,
+                        End::Revoked(RevokeCause::ResourceRemoved, reason.clone()),
+                        out,
+                        &mut work,
+                    );
+                }
+                self.inv.remove_resource(r);
+                self.emit(out, EventKind::ResourceRemoved { pool, name });
+                self.refuse_impossible(now, p, &because, out, &mut work);
+            }
+            Checked::AddPool { pool } => {
+                self.inv.add_pool(&pool)?;
+                self.emit(out, EventKind::PoolAdded { pool });
+            }
+            Checked::RemovePool {
+                p,
+                pool,
+                reason,
+                refusal,
+            } => {
+                let inv = &self.inv;
+                for lease in self.leases_on(|res| inv.res(res).pool == p) {
+                    self.end_lease(
+                        now,
+                        &lease,
+                        End::Revoked(RevokeCause::PoolRemoved, reason.clone()),
+                        out,
+                        &mut work,
+                    );
+                }
+                let waiting: Vec<QueueKey> = self.queue.pool(p).iter().copied().collect();
+                for key in waiting {
+                    self.refuse(
+                        now,
+                        key,
+                        ErrorCode::UnknownPool,
+                        refusal.clone(),
+                        out,
+                        &mut work,
+                    );
+                }
+                debug_assert!(
+                    self.queue.pool(p).is_empty(),
+                    "removing a pool with waiters"
+                );
+                self.inv.remove_pool(p);
+                self.emit(out, EventKind::PoolRemoved { pool });
+            }
+        }
+        self.wake(now, work, out);
+        Ok(())
+    }
+
+    /// Leases holding a resource that satisfies `on`, oldest first.
+    fn leases_on(&self, on: impl Fn(ResId) -> bool) -> Vec<LeaseId> {
+        let mut hit: Vec<(u64, LeaseId)> = self
+            .leases
+            .values()
+            .filter(|l| l.resources.iter().any(|&r| on(r)))
+            .map(|l| (l.seq, l.id.clone()))
+            .collect();
+        hit.sort_unstable();
+        hit.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Answers the waiters of pool `p` that can no longer ever be granted.
+    fn refuse_impossible(
+        &mut self,
+        now: Instant,
+        p: PoolId,
+        because: &str,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        let impossible: Vec<(QueueKey, String)> = self
+            .queue
+            .pool(p)
+            .iter()
+            .filter_map(|key| {
+                let w = self.queue.get(key).expect("a waiter in its pool's order");
+                w.unsatisfiable(&self.inv)
+                    .map(|why| (*key, format!("{why} ({because})")))
+            })
+            .collect();
+        for (key, message) in impossible {
+            self.refuse(now, key, ErrorCode::Unsatisfiable, message, out, work);
+        }
+    }
+
+    /// Answers a waiter with an error, and takes it out of the queue.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        key: QueueKey,
+        code: ErrorCode,
+        message: String,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        let w = self.remove_waiter(now, key);
+        self.counters.refusals += 1;
+        out.messages.push((
+            w.session.clone(),
+            ServerMessage::error(Some(w.id.clone()), code, message.clone()),
+        ));
+        self.emit(
+            out,
+            EventKind::RequestFailed {
+                session: w.session.clone(),
+                id: w.id.clone(),
+                code,
+                message,
+            },
+        );
+        self.queue.unblock(&self.inv, &w, work);
+    }
+
+    // Restoring after a crash (see `restore.rs`, which decides what to put back).
+
+    /// Continues the event sequence of a previous run at `next_seq`, on an engine that has not
+    /// emitted anything yet.
+    pub(crate) fn continue_at(&mut self, next_seq: u64) {
+        debug_assert_eq!(self.next_seq, 1, "continuing after events were emitted");
+        self.next_seq = next_seq.max(1);
+    }
+
+    /// Records the end of a lease of the previous run that could not be put back.
+    pub(crate) fn end_unrestored(
+        &mut self,
+        lease: LeaseId,
+        session: SessionId,
+        end: End,
+        out: &mut Outputs,
+    ) {
+        let kind = match end {
+            End::Released(cause) => {
+                self.counters.releases += 1;
+                EventKind::Released {
+                    lease,
+                    session,
+                    cause,
+                    held_ms: 0,
+                }
+            }
+            End::Revoked(cause, reason) => {
+                self.counters.revokes += 1;
+                EventKind::Revoked {
+                    lease,
+                    session,
+                    cause,
+                    reason,
+                    held_ms: 0,
+                }
+            }
+        };
+        self.emit(out, kind);
+    }
+
+    /// Puts back a lease of the previous run into its session, which waits orphaned for a
+    /// `resume` until `until`. Its resources are held even if that puts them over capacity.
+    pub(crate) fn put_back(&mut self, lease: Lease, until: Instant) {
+        let session = self
+            .sessions
+            .entry(lease.session.clone())
+            .or_insert_with(|| Session::orphaned(until));
+        if session.leases.is_empty() {
+            self.timers
+                .insert((until, Timer::Grace(lease.session.clone())));
+        }
+        session.leases.insert(lease.id.clone());
+        for &r in &lease.resources {
+            self.inv.res_mut(r).held += 1;
+            self.inv.refresh(r);
+        }
+        if let Some((at, _)) = lease.max_hold {
+            self.timers.insert((at, Timer::MaxHold(lease.id.clone())));
+        }
+        self.leases.insert(lease.id.clone(), lease);
     }
 }

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use summoner_protocol::Labels;
 
 use crate::engine::{Broker, Timer};
+use crate::ids::ResId;
 use crate::matching::{assign, labels_match};
-use crate::pool::ResId;
 use crate::session::Presence;
 
 impl Broker {
@@ -26,22 +26,24 @@ impl Broker {
     }
 
     fn check_slots(&self) -> Result<(), String> {
+        let inv = self.inventory();
+        let leases = self.lease_table();
         let mut held: HashMap<ResId, u32> = HashMap::new();
-        for lease in self.leases.values() {
+        for lease in leases.values() {
             let distinct: HashSet<_> = lease.resources.iter().collect();
             if distinct.len() != lease.resources.len() {
                 return Err(format!("lease {} holds a resource twice", lease.id));
             }
             for &r in &lease.resources {
-                if self.inv.resources.get(r).is_none_or(Option::is_none) {
+                if inv.resources.get(r).is_none_or(Option::is_none) {
                     return Err(format!("lease {} holds a removed resource", lease.id));
                 }
                 *held.entry(r).or_default() += 1;
             }
         }
-        for (id, pool) in self.inv.live_pools() {
+        for (id, pool) in inv.live_pools() {
             for &r in &pool.resources {
-                let res = self.inv.res(r);
+                let res = inv.res(r);
                 if res.pool != id {
                     return Err(format!("resource {} filed in the wrong pool", res.name));
                 }
@@ -70,90 +72,91 @@ impl Broker {
     }
 
     fn check_indices(&self) -> Result<(), String> {
-        for (key, w) in &self.waiters {
+        let inv = self.inventory();
+        let leases = self.lease_table();
+        let sessions = self.session_table();
+        let queue = self.wait_queue();
+        let timers = self.timers();
+        for (key, w) in queue.iter() {
             if w.key != *key {
                 return Err("a waiter filed under another key".into());
             }
-            let session = self
-                .sessions
+            let session = sessions
                 .get(&w.session)
                 .ok_or_else(|| format!("waiter {} of a missing session", w.id))?;
             if session.presence != Presence::Connected {
                 return Err(format!("waiter {} of a disconnected session", w.id));
             }
-            if session.pending.get(&w.id) != Some(key) {
+            if queue.pending(&w.session, &w.id) != Some(*key) {
                 return Err(format!("waiter {} missing from its session", w.id));
             }
             for part in &w.parts {
-                if !self.inv.pool(part.pool).queue.contains(key) {
+                if !queue.pool(part.pool).contains(key) {
                     return Err(format!("waiter {} missing from a pool queue", w.id));
                 }
             }
             if let Some(deadline) = w.deadline
-                && !self.timers.contains(&(deadline, Timer::Wait(*key)))
+                && !timers.contains(&(deadline, Timer::Wait(*key)))
             {
                 return Err(format!("waiter {} has no timer", w.id));
             }
         }
-        for (_, pool) in self.inv.live_pools() {
-            if pool.queue.len()
-                != self
-                    .waiters
-                    .values()
-                    .filter(|w| {
-                        w.parts
-                            .iter()
-                            .any(|p| self.inv.pool(p.pool).name == pool.name)
-                    })
+        for (p, pool) in inv.live_pools() {
+            if queue.pool(p).len()
+                != queue
+                    .iter()
+                    .filter(|(_, w)| w.parts.iter().any(|p| inv.pool(p.pool).name == pool.name))
                     .count()
             {
                 return Err(format!("pool {}: queue and waiters disagree", pool.name));
             }
         }
-        let pending: usize = self.sessions.values().map(|s| s.pending.len()).sum();
-        if pending != self.waiters.len() {
+        let mut pending = 0;
+        for (session, count) in queue.sessions() {
+            if !sessions.get(session).is_some_and(|s| s.is_connected()) {
+                return Err(format!(
+                    "the queue keeps requests of a gone session {session}"
+                ));
+            }
+            pending += count;
+        }
+        if pending != queue.len() {
             return Err("sessions and waiters disagree".into());
         }
-        for (id, lease) in &self.leases {
+        for (id, lease) in leases {
             if lease.id != *id {
                 return Err("a lease filed under another id".into());
             }
-            if !self
-                .sessions
+            if !sessions
                 .get(&lease.session)
                 .is_some_and(|s| s.leases.contains(id))
             {
                 return Err(format!("lease {id} missing from its session"));
             }
             if let Some((at, _)) = lease.max_hold
-                && !self.timers.contains(&(at, Timer::MaxHold(id.clone())))
+                && !timers.contains(&(at, Timer::MaxHold(id.clone())))
             {
                 return Err(format!("lease {id} has no max-hold timer"));
             }
         }
-        let leases: usize = self.sessions.values().map(|s| s.leases.len()).sum();
-        if leases != self.leases.len() {
+        let held: usize = sessions.values().map(|s| s.leases.len()).sum();
+        if held != leases.len() {
             return Err("sessions and leases disagree".into());
         }
-        for (id, session) in &self.sessions {
+        for (id, session) in sessions {
             if let Presence::Orphaned { until } = session.presence
-                && !self.timers.contains(&(until, Timer::Grace(id.clone())))
+                && !timers.contains(&(until, Timer::Grace(id.clone())))
             {
                 return Err(format!("orphaned session {id} has no grace timer"));
             }
         }
-        for (at, timer) in &self.timers {
+        for (at, timer) in timers {
             let live = match timer {
-                Timer::Wait(key) => self
-                    .waiters
-                    .get(key)
-                    .is_some_and(|w| w.deadline == Some(*at)),
-                Timer::MaxHold(id) => self
-                    .leases
+                Timer::Wait(key) => queue.get(key).is_some_and(|w| w.deadline == Some(*at)),
+                Timer::MaxHold(id) => leases
                     .get(id)
                     .is_some_and(|l| l.max_hold.map(|(t, _)| t) == Some(*at)),
-                Timer::Grace(id) => self
-                    .sessions
+                Timer::Grace(id) => sessions
                     .get(id)
                     .is_some_and(|s| s.presence == Presence::Orphaned { until: *at }),
             };
@@ -168,15 +171,17 @@ impl Broker {
     /// the free resources that nobody before it reserved; if it could be granted, that is a
     /// lost wake-up; otherwise it reserves everything it matches.
     fn check_no_lost_wakeup(&self) -> Result<(), String> {
+        let inv = self.inventory();
+        let queue = self.wait_queue();
         let mut reserved: HashSet<ResId> = HashSet::new();
-        for w in self.waiters.values() {
+        for (_, w) in queue.iter() {
             let mut grantable = true;
             for part in &w.parts {
-                let pool = self.inv.pool(part.pool);
+                let pool = inv.pool(part.pool);
                 let candidates: Vec<(ResId, &Labels)> = pool
                     .resources
                     .iter()
-                    .map(|&r| (r, self.inv.res(r)))
+                    .map(|&r| (r, inv.res(r)))
                     .filter(|(r, res)| res.is_available() && !reserved.contains(r))
                     .map(|(r, res)| (r, &res.labels))
                     .collect();
@@ -192,8 +197,8 @@ impl Broker {
                 ));
             }
             for part in &w.parts {
-                for &r in &self.inv.pool(part.pool).resources {
-                    let labels = &self.inv.res(r).labels;
+                for &r in &inv.pool(part.pool).resources {
+                    let labels = &inv.res(r).labels;
                     if part
                         .items
                         .iter()

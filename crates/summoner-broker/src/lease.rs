@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use summoner_protocol::{LeaseId, RequestId, SessionId};
 
-use crate::pool::ResId;
+use crate::ids::ResId;
 
 #[derive(Debug)]
 pub(crate) struct Lease {

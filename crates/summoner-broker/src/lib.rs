@@ -37,6 +37,7 @@ mod admin;
 mod config;
 mod engine;
 mod event;
+mod ids;
 mod invariant;
 mod lease;
 mod matching;
@@ -45,6 +46,7 @@ mod queue;
 mod restore;
 mod session;
 mod view;
+mod waiter;
 
 pub use admin::{AdminError, AdminOp};
 pub use config::{

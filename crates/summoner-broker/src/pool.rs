@@ -1,4 +1,4 @@
-//! Pools and their resources: what exists, what is free, and who waits for it.
+//! Pools and their resources: what exists, what is free, and how many leases hold each.
 //!
 //! Resources live in one table indexed by a small integer ([`ResId`]) so that the hot paths
 //! (grant, release) touch integers, not names. Ids are never reused: a removed resource or
@@ -6,18 +6,13 @@
 //! class of "stale id points at a new resource" bugs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use summoner_protocol::{GrantedResource, Labels, Props};
 
 use crate::config::{BrokerConfig, ConfigError, PoolConfig, ResourceConfig};
 use crate::event::ResourceRef;
-use crate::queue::QueueKey;
-
-/// Index of a pool in [`Inventory::pools`].
-pub(crate) type PoolId = usize;
-/// Index of a resource in [`Inventory::resources`].
-pub(crate) type ResId = usize;
+use crate::ids::{PoolId, ResId};
 
 #[derive(Debug)]
 pub(crate) struct Resource {
@@ -68,8 +63,6 @@ pub(crate) struct Pool {
     /// Resources with a free slot that are enabled, lowest id first, so grants are
     /// deterministic and follow the config order.
     pub available: BTreeSet<ResId>,
-    /// Waiters that want something from this pool, in service order (see `queue.rs`).
-    pub queue: BTreeSet<QueueKey>,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +94,6 @@ impl Inventory {
             resources: Vec::with_capacity(resources.len()),
             by_name: HashMap::with_capacity(resources.len()),
             available: BTreeSet::new(),
-            queue: BTreeSet::new(),
         }));
         self.pool_ids.insert(config.name.clone(), id);
         for resource in resources {
@@ -146,7 +138,6 @@ impl Inventory {
     /// Removes a pool whose resources no lease holds and for which nobody waits.
     pub fn remove_pool(&mut self, id: PoolId) {
         let pool = self.pools[id].take().expect("removing a live pool");
-        debug_assert!(pool.queue.is_empty(), "removing a pool with waiters");
         for r in pool.resources {
             self.resources[r] = None;
         }
@@ -174,6 +165,35 @@ impl Inventory {
             .iter()
             .enumerate()
             .filter_map(|(id, p)| p.as_ref().map(|p| (id, p)))
+    }
+
+    /// The refusal for a request that names a pool that does not exist.
+    pub fn unknown_pool_message(&self, pool: &str) -> String {
+        let mut known: Vec<&str> = self.pool_ids.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        if known.is_empty() {
+            format!("unknown pool `{pool}`; there are no pools")
+        } else {
+            format!("unknown pool `{pool}`; known pools: {}", known.join(", "))
+        }
+    }
+
+    /// The shortest `max_hold` among `pools` and when it runs out for a lease taken at `now`.
+    pub fn shortest_max_hold(
+        &self,
+        pools: impl IntoIterator<Item = PoolId>,
+        now: Instant,
+    ) -> Option<(Instant, Duration)> {
+        let mut shortest: Option<(Instant, Duration)> = None;
+        for p in pools {
+            if let Some(d) = self.pool(p).max_hold {
+                let at = now + d;
+                if shortest.is_none_or(|(m, _)| at < m) {
+                    shortest = Some((at, d));
+                }
+            }
+        }
+        shortest
     }
 
     pub fn find(&self, pool: &str, name: &str) -> Option<ResId> {

@@ -12,16 +12,16 @@
 //! and a restart should not take a board away from a test that is using it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use summoner_protocol::{LeaseId, RequestId, SessionId};
 
 use crate::config::{BrokerConfig, ConfigError};
-use crate::engine::{Broker, Outputs, Timer};
+use crate::engine::{Broker, End, Outputs};
 use crate::event::{Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
+use crate::ids::ResId;
 use crate::lease::Lease;
-use crate::session::Session;
 
 /// A lease that was held when the server stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,29 +194,30 @@ impl Broker {
     /// What a restart needs to know of the journal up to the newest event this engine has
     /// produced (see [`Checkpoint`]).
     pub fn checkpoint(&self) -> Checkpoint {
+        let inv = self.inventory();
+        let sessions = self.session_table();
         let mut leases: Vec<RestoredLease> = self
-            .leases
+            .lease_table()
             .values()
             .map(|l| RestoredLease {
                 lease: l.id.clone(),
                 session: l.session.clone(),
                 id: l.request.clone(),
-                resources: l.resources.iter().map(|&r| self.inv.reference(r)).collect(),
+                resources: l.resources.iter().map(|&r| inv.reference(r)).collect(),
                 note: l.note.clone(),
                 seq: l.seq,
-                resumable: self.sessions.get(&l.session).is_none_or(|s| s.resumable),
+                resumable: sessions.get(&l.session).is_none_or(|s| s.resumable),
             })
             .collect();
         leases.sort_by_key(|l| l.seq);
-        let mut not_resumable: Vec<SessionId> = self
-            .sessions
+        let mut not_resumable: Vec<SessionId> = sessions
             .iter()
             .filter(|(_, s)| !s.resumable)
             .map(|(id, _)| id.clone())
             .collect();
         not_resumable.sort();
         Checkpoint {
-            seq: self.next_seq - 1,
+            seq: self.next_seq() - 1,
             leases,
             not_resumable,
         }
@@ -238,53 +239,58 @@ impl Broker {
     ) -> Result<(Self, Outputs), ConfigError> {
         let mut broker = Self::new(config)?;
         let newest = held.iter().map(|l| l.seq + 1).max().unwrap_or(1);
-        broker.next_seq = next_seq.max(newest).max(1);
+        broker.continue_at(next_seq.max(newest));
         let mut out = Outputs::default();
-        let until = now + broker.resume_grace;
+        let until = now + broker.resume_grace();
         held.sort_by_key(|l| l.seq);
         for restored in held {
             if !restored.resumable {
-                broker.counters.releases += 1;
-                broker.emit(
+                broker.end_unrestored(
+                    restored.lease,
+                    restored.session,
+                    End::Released(ReleaseCause::Restart),
                     &mut out,
-                    EventKind::Released {
-                        lease: restored.lease,
-                        session: restored.session,
-                        cause: ReleaseCause::Restart,
-                        held_ms: 0,
-                    },
                 );
                 continue;
             }
             match broker.place(&restored) {
-                Ok(resources) => broker.put_back(restored, resources, now, until),
-                Err(reason) => {
-                    broker.counters.revokes += 1;
-                    broker.emit(
-                        &mut out,
-                        EventKind::Revoked {
-                            lease: restored.lease,
-                            session: restored.session,
-                            cause: RevokeCause::NotRestorable,
-                            reason,
-                            held_ms: 0,
-                        },
+                Ok(resources) => {
+                    let max_hold = broker.inventory().shortest_max_hold(
+                        resources.iter().map(|&r| broker.inventory().res(r).pool),
+                        now,
                     );
+                    let lease = Lease {
+                        id: restored.lease,
+                        session: restored.session,
+                        request: restored.id,
+                        resources,
+                        granted_at: now,
+                        max_hold,
+                        note: restored.note,
+                        seq: restored.seq,
+                    };
+                    broker.put_back(lease, until);
                 }
+                Err(reason) => broker.end_unrestored(
+                    restored.lease,
+                    restored.session,
+                    End::Revoked(RevokeCause::NotRestorable, reason),
+                    &mut out,
+                ),
             }
         }
         Ok((broker, out))
     }
 
     /// The resources a restored lease occupies, or why it cannot.
-    fn place(&self, restored: &RestoredLease) -> Result<Vec<usize>, String> {
-        if self.leases.contains_key(&restored.lease) {
+    fn place(&self, restored: &RestoredLease) -> Result<Vec<ResId>, String> {
+        if self.lease_table().contains_key(&restored.lease) {
             return Err(format!("lease `{}` appears twice", restored.lease));
         }
         let mut seen = HashSet::new();
         let mut resources = Vec::with_capacity(restored.resources.len());
         for r in &restored.resources {
-            let Some(id) = self.inv.find(&r.pool, &r.name) else {
+            let Some(id) = self.inventory().find(&r.pool, &r.name) else {
                 return Err(format!(
                     "resource `{}` of pool `{}` no longer exists",
                     r.name, r.pool
@@ -300,50 +306,5 @@ impl Broker {
             resources.push(id);
         }
         Ok(resources)
-    }
-
-    fn put_back(
-        &mut self,
-        restored: RestoredLease,
-        resources: Vec<usize>,
-        now: Instant,
-        until: Instant,
-    ) {
-        let session = self
-            .sessions
-            .entry(restored.session.clone())
-            .or_insert_with(|| Session::orphaned(until));
-        if session.leases.is_empty() {
-            self.timers
-                .insert((until, Timer::Grace(restored.session.clone())));
-        }
-        session.leases.insert(restored.lease.clone());
-        let mut max_hold: Option<(Instant, Duration)> = None;
-        for &r in &resources {
-            self.inv.res_mut(r).held += 1;
-            self.inv.refresh(r);
-            if let Some(d) = self.inv.pool(self.inv.res(r).pool).max_hold
-                && max_hold.is_none_or(|(at, _)| now + d < at)
-            {
-                max_hold = Some((now + d, d));
-            }
-        }
-        if let Some((at, _)) = max_hold {
-            self.timers
-                .insert((at, Timer::MaxHold(restored.lease.clone())));
-        }
-        self.leases.insert(
-            restored.lease.clone(),
-            Lease {
-                id: restored.lease,
-                session: restored.session,
-                request: restored.id,
-                resources,
-                granted_at: now,
-                max_hold,
-                note: restored.note,
-                seq: restored.seq,
-            },
-        );
     }
 }

@@ -1,4 +1,5 @@
-//! Sessions: one WebSocket connection and what it holds or waits for.
+//! Sessions: one WebSocket connection and what it holds. (What it waits for is the queue's:
+//! see `queue.rs`.)
 //!
 //! A *resumable* session (the client asked for it when connecting) outlives an unclean
 //! disconnect by the resume grace, so that a client whose network blipped (or whose server
@@ -6,12 +7,10 @@
 //! however that ends, so a crashed client's resources are free again at once. A clean close is
 //! a deliberate goodbye and ends every session.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
-use summoner_protocol::{LeaseId, RequestId};
-
-use crate::queue::QueueKey;
+use summoner_protocol::LeaseId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Presence {
@@ -27,8 +26,6 @@ pub(crate) struct Session {
     /// Whether an unclean disconnect orphans it for the resume grace (else it ends at once).
     pub resumable: bool,
     pub leases: HashSet<LeaseId>,
-    /// Its waiting requests by id, to refuse duplicates and to find them for `cancel`.
-    pub pending: HashMap<RequestId, QueueKey>,
 }
 
 impl Session {
@@ -37,7 +34,6 @@ impl Session {
             presence: Presence::Connected,
             resumable,
             leases: HashSet::new(),
-            pending: HashMap::new(),
         }
     }
 

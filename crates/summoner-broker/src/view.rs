@@ -13,6 +13,7 @@ use summoner_protocol::{Labels, LeaseId, Props, RequestId, SessionId, Want};
 use crate::config::BrokerConfig;
 use crate::engine::Broker;
 use crate::event::ResourceRef;
+use crate::ids::{PoolId, ResId};
 use crate::session::Presence;
 
 /// A pool and its resources.
@@ -159,7 +160,7 @@ pub struct Stats {
 impl Broker {
     /// Every pool with its resources and holders.
     pub fn pools(&self) -> Vec<PoolView> {
-        self.inv
+        self.inventory()
             .live_pools()
             .map(|(id, _)| self.pool_view(id))
             .collect()
@@ -167,15 +168,19 @@ impl Broker {
 
     /// One pool, by name.
     pub fn pool(&self, name: &str) -> Option<PoolView> {
-        self.inv.pool_ids.get(name).map(|&id| self.pool_view(id))
+        self.inventory()
+            .pool_ids
+            .get(name)
+            .map(|&id| self.pool_view(id))
     }
 
-    fn pool_view(&self, id: usize) -> PoolView {
-        let pool = self.inv.pool(id);
-        let mut holders: Vec<(u64, usize, Holder)> = Vec::new();
-        for lease in self.leases.values() {
+    fn pool_view(&self, id: PoolId) -> PoolView {
+        let inv = self.inventory();
+        let pool = inv.pool(id);
+        let mut holders: Vec<(u64, ResId, Holder)> = Vec::new();
+        for lease in self.lease_table().values() {
             for &r in &lease.resources {
-                if self.inv.res(r).pool == id {
+                if inv.res(r).pool == id {
                     holders.push((
                         lease.seq,
                         r,
@@ -195,7 +200,7 @@ impl Broker {
                 .resources
                 .iter()
                 .map(|&r| {
-                    let res = self.inv.res(r);
+                    let res = inv.res(r);
                     ResourceView {
                         name: res.name.clone(),
                         labels: res.labels.clone(),
@@ -210,13 +215,15 @@ impl Broker {
                     }
                 })
                 .collect(),
-            waiting: pool.queue.len(),
+            waiting: self.wait_queue().pool(id).len(),
         }
     }
 
     /// Every lease, oldest first.
     pub fn leases(&self) -> Vec<LeaseView> {
-        let mut leases: Vec<_> = self.leases.values().collect();
+        let inv = self.inventory();
+        let sessions = self.session_table();
+        let mut leases: Vec<_> = self.lease_table().values().collect();
         leases.sort_by_key(|l| l.seq);
         leases
             .into_iter()
@@ -224,12 +231,9 @@ impl Broker {
                 lease: l.id.clone(),
                 session: l.session.clone(),
                 id: l.request.clone(),
-                resources: l.resources.iter().map(|&r| self.inv.reference(r)).collect(),
+                resources: l.resources.iter().map(|&r| inv.reference(r)).collect(),
                 note: l.note.clone(),
-                connected: self
-                    .sessions
-                    .get(&l.session)
-                    .is_some_and(|s| s.is_connected()),
+                connected: sessions.get(&l.session).is_some_and(|s| s.is_connected()),
                 granted_at: l.granted_at,
                 revoke_at: l.max_hold.map(|(at, _)| at),
             })
@@ -238,15 +242,17 @@ impl Broker {
 
     /// Every waiting request, in service order.
     pub fn queue(&self) -> Vec<WaiterView> {
-        self.positions()
+        let queue = self.wait_queue();
+        queue
+            .positions()
             .into_iter()
             .map(|(key, position)| {
-                let w = &self.waiters[&key];
+                let w = queue.get(&key).expect("a positioned waiter");
                 WaiterView {
                     session: w.session.clone(),
                     id: w.id.clone(),
                     want: w.want.clone(),
-                    priority: key.rank.0,
+                    priority: key.priority(),
                     note: w.note.clone(),
                     position,
                     since: w.since,
@@ -258,14 +264,15 @@ impl Broker {
 
     /// Every session, sorted by id.
     pub fn sessions(&self) -> Vec<SessionView> {
+        let queue = self.wait_queue();
         let mut sessions: Vec<SessionView> = self
-            .sessions
+            .session_table()
             .iter()
             .map(|(id, s)| SessionView {
                 session: id.clone(),
                 connected: s.is_connected(),
                 leases: s.leases.len(),
-                waiting: s.pending.len(),
+                waiting: queue.pending_count(id),
                 grace_until: match s.presence {
                     Presence::Connected => None,
                     Presence::Orphaned { until } => Some(until),
@@ -278,29 +285,31 @@ impl Broker {
 
     /// Totals.
     pub fn stats(&self) -> Stats {
+        let counters = self.counters();
         let mut stats = Stats {
-            leases: self.leases.len(),
-            waiting: self.waiters.len(),
-            grants: self.counters.grants,
-            releases: self.counters.releases,
-            revokes: self.counters.revokes,
-            timeouts: self.counters.timeouts,
-            cancels: self.counters.cancels,
-            refusals: self.counters.refusals,
-            next_seq: self.next_seq,
+            leases: self.lease_table().len(),
+            waiting: self.wait_queue().len(),
+            grants: counters.grants,
+            releases: counters.releases,
+            revokes: counters.revokes,
+            timeouts: counters.timeouts,
+            cancels: counters.cancels,
+            refusals: counters.refusals,
+            next_seq: self.next_seq(),
             ..Stats::default()
         };
-        for session in self.sessions.values() {
+        for session in self.session_table().values() {
             if session.is_connected() {
                 stats.sessions_connected += 1;
             } else {
                 stats.sessions_orphaned += 1;
             }
         }
-        for (_, pool) in self.inv.live_pools() {
+        let inv = self.inventory();
+        for (_, pool) in inv.live_pools() {
             stats.pools += 1;
             for &r in &pool.resources {
-                let res = self.inv.res(r);
+                let res = inv.res(r);
                 stats.resources += 1;
                 stats.slots_total += u64::from(res.capacity);
                 stats.slots_held += u64::from(res.held);
@@ -318,14 +327,14 @@ impl Broker {
     /// would persist to keep admin changes across a restart, or pass to
     /// [`Broker::restore`].
     pub fn config(&self) -> BrokerConfig {
+        let inv = self.inventory();
         BrokerConfig {
-            pools: self
-                .inv
+            pools: inv
                 .live_pools()
-                .map(|(id, _)| self.inv.pool_config(id))
+                .map(|(id, _)| inv.pool_config(id))
                 .collect(),
-            resume_grace: self.resume_grace,
-            position_interval: self.position_interval,
+            resume_grace: self.resume_grace(),
+            position_interval: self.wait_queue().position_interval(),
         }
     }
 }
