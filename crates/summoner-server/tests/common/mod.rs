@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,6 +4,10 @@
 //! Each test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+/// The Python interpreter with `websockets`, shared with the server's tests.
+#[path = "../../../summoner-server/tests/common/python.rs"]
+pub mod python;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
