@@ -3,10 +3,12 @@
 //! Nothing here sleeps to wait: every step waits for an answer, a channel message or a
 //! future, bounded by a deadline that only matters when something is broken.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use summoner_client::{Client, Error, Request};
@@ -324,15 +326,15 @@ async fn dropping_a_guard_releases_for_another_client() {
         .unwrap()
         .into_guard();
     assert_eq!(guard.resources().len(), 2);
-    let waiting = tokio::spawn(async move { second.acquire(Request::one("boards")).await });
-    // Wait until the second client is really queued before dropping the guard.
-    loop {
-        let (_, body) = server.http("GET", "/v1/queue").await;
-        if body.contains("\"position\"") {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let (tx, mut queued) = mpsc::unbounded_channel();
+    let waiting = tokio::spawn(async move {
+        let request = Request::one("boards").on_queued(move |position| {
+            let _ = tx.send(position);
+        });
+        second.acquire(request).await
+    });
+    // The second client is really queued before the guard is dropped.
+    assert_eq!(within("queued", queued.recv()).await, Some(1));
     drop(guard);
     let lease = within("granted after the guard dropped", waiting)
         .await
@@ -397,14 +399,17 @@ async fn a_dropped_acquire_is_withdrawn() {
         _ = client.acquire(request) => panic!("nothing is free"),
         _ = queued.recv() => {}
     }
-    // The cancel reached the server: the queue is empty again.
-    loop {
-        let (_, body) = server.http("GET", "/v1/queue").await;
-        if body.contains("\"queue\":[]") {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    // The cancel reached the server: the queue is empty again. (A cancel is not answered,
+    // so the server's queue is the only place to see it.)
+    within("the queue empties", async {
+        while !server
+            .http("GET", "/v1/queue")
+            .await
+            .1
+            .contains("\"queue\":[]")
+        {}
+    })
+    .await;
     held.release().await.unwrap();
 }
 
@@ -562,11 +567,14 @@ async fn a_cut_connection_is_resumed_with_its_leases_and_requests() {
         .unwrap()
         .unwrap();
     assert_eq!(granted.session(), &session);
-    // The lease was released, not revoked.
+    // The lease was released, not revoked. Once the release is acknowledged the lease's end is
+    // final: a revoke or a loss would have set its reason, and `revoked` would be ready at
+    // the first poll.
+    let mut revoked = std::pin::pin!(revoked);
+    let mut cx = Context::from_waker(Waker::noop());
     assert!(
-        tokio::time::timeout(Duration::from_millis(10), revoked)
-            .await
-            .is_err()
+        revoked.as_mut().poll(&mut cx).is_pending(),
+        "the lease ended without its release"
     );
 }
 
@@ -630,11 +638,18 @@ fn the_blocking_client_works_without_a_runtime() {
         .acquire(Request::new().item("boards", 2))
         .unwrap()
         .into_guard();
-    // Another thread waits for what the guard holds.
+    // Another thread waits for what the guard holds; the guard is dropped once it is queued.
+    let (tx, queued) = std::sync::mpsc::channel();
     let waiter = {
         let client = client.clone();
-        std::thread::spawn(move || client.acquire(Request::new().item("boards", 2)))
+        std::thread::spawn(move || {
+            let request = Request::new().item("boards", 2).on_queued(move |position| {
+                let _ = tx.send(position);
+            });
+            client.acquire(request)
+        })
     };
+    assert_eq!(queued.recv_timeout(DEADLINE), Ok(1));
     drop(guard);
     let lease = waiter.join().unwrap().unwrap();
     assert_eq!(lease.resources().len(), 2);
@@ -642,11 +657,7 @@ fn the_blocking_client_works_without_a_runtime() {
     client.close();
     // Closing released everything.
     let again = other
-        .acquire(
-            Request::new()
-                .item("boards", 2)
-                .wait(Duration::from_secs(5)),
-        )
+        .acquire(Request::new().item("boards", 2).wait(DEADLINE))
         .unwrap();
     assert_eq!(again.resources().len(), 2);
     drop(other);

@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::{Client, Ended, Server, config, expect, pool, token};
-use serde_json::json;
+use std::time::Duration;
+
+use common::{Client, Ended, FrozenClock, Server, config, expect, pool, token};
+use serde_json::{Value, json};
 use summoner_protocol::MAX_FRAME_BYTES;
 use summoner_server::{CLOSE_TOO_BIG, ServerConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -222,51 +224,30 @@ async fn open_servers_only_on_loopback() {
     cfg.check().unwrap();
 }
 
-/// A peer that never reads never answers pings; two intervals later it is dropped, as an
-/// unclean disconnect: the lease of a resumable session waits for the resume grace, then goes
-/// to the next in line.
-///
-/// This one runs on the real clock, with short intervals. Under tokio's paused clock the
-/// runtime advances time in the same step that delivers socket readiness, so a pong written
-/// in reply to one ping is seen only after the clock has already jumped to the next deadline,
-/// and a well-behaved peer would look silent too.
-#[tokio::test]
-async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
-    use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
-    let interval = Duration::from_millis(200);
-    let grace = Duration::from_millis(300);
-    let cfg = ServerConfig {
-        ping_interval: interval,
-        resume_grace: grace,
-        ..config(dir.path(), vec![pool("boards", 1)])
-    };
-    let server = Server::start(cfg).await;
+/// The ping interval of the liveness tests. Any value works: they move the clock themselves.
+const INTERVAL: Duration = Duration::from_secs(10);
 
-    let mut silent = server.resumable_client().await;
-    let lease = expect(silent.acquire(1, "boards").await, "granted")["lease"].clone();
-    let started = tokio::time::Instant::now();
-    let mut waiter = server.client().await;
-    expect(waiter.acquire(2, "boards").await, "queued");
+/// Whether the lease is still held by a connected session, from `GET /v1/leases`.
+async fn connected(server: &Server, lease: &Value) -> Option<bool> {
+    let (_, leases) = server.get("/v1/leases", None).await;
+    leases["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lease"] == *lease)
+        .map(|l| l["connected"].as_bool().unwrap())
+}
 
-    // `silent` stops reading; `waiter` keeps reading (and so answering pings) while it waits.
-    let granted = expect(waiter.recv().await, "granted");
-    let waited = started.elapsed();
-    assert!(
-        waited >= 2 * interval + grace,
-        "dropped after two ping intervals, released after the grace: {waited:?}"
-    );
-    assert_ne!(granted["lease"], lease);
+/// Waits until the server has taken the lease's connection for gone. (The HTTP API reads the
+/// same loop that handles disconnections, so each answer is the loop's state at that point.)
+async fn wait_until_disconnected(server: &Server, lease: &Value) {
+    while connected(server, lease).await != Some(false) {}
+}
 
-    // The silent client finds its connection closed (1001, "ping timeout"), or, when its
-    // late pongs hit the closed socket first, reset.
-    let ended = silent.ended().await;
-    assert!(
-        matches!(ended, Ended::Closed(1001) | Ended::Dropped),
-        "{ended:?}"
-    );
+/// The events of the journal as `type`, `type(clean=...)` or `type(cause)`.
+async fn event_kinds(server: &Server) -> Vec<String> {
     let (_, events) = server.get("/v1/events?limit=1000", None).await;
-    let kinds: Vec<String> = events["events"]
+    events["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -280,7 +261,58 @@ async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
             }
             k
         })
-        .collect();
+        .collect()
+}
+
+/// A peer that never reads never answers pings; two intervals later it is dropped, as an
+/// unclean disconnect: the lease of a resumable session waits for the resume grace, then goes
+/// to the next in line. A waiter that answers every ping stays.
+///
+/// The test drives the clock (see `FrozenClock`): it moves time one ping interval at a time
+/// and waits for the server to act on each step, so a loaded machine can only make it slower.
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
+    let _frozen = FrozenClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Shorter than an interval, so the waiter needs no ping answered within it.
+    let grace = Duration::from_secs(5);
+    let cfg = ServerConfig {
+        ping_interval: INTERVAL,
+        resume_grace: grace,
+        ..config(dir.path(), vec![pool("boards", 1)])
+    };
+    let server = Server::start(cfg).await;
+
+    let mut silent = server.resumable_client().await;
+    let lease = expect(silent.acquire(1, "boards").await, "granted")["lease"].clone();
+    let mut waiter = server.client().await;
+    expect(waiter.acquire(2, "boards").await, "queued");
+
+    // One interval: both are pinged, only the waiter answers; nobody is dropped yet.
+    tokio::time::advance(INTERVAL).await;
+    waiter.answer_ping().await;
+    assert_eq!(connected(&server, &lease).await, Some(true));
+
+    // Two intervals without a frame from `silent`: it is dropped, its connection closed
+    // (1001, "ping timeout"), or, when its pong to the ping it reads now hits the closed
+    // socket first, reset.
+    tokio::time::advance(INTERVAL).await;
+    let ended = silent.ended().await;
+    assert!(
+        matches!(ended, Ended::Closed(1001) | Ended::Dropped),
+        "{ended:?}"
+    );
+    wait_until_disconnected(&server, &lease).await;
+    waiter.answer_ping().await;
+
+    // The lease waits out the grace, to the millisecond, and then goes to the waiter.
+    tokio::time::advance(grace - Duration::from_millis(1)).await;
+    assert_eq!(connected(&server, &lease).await, Some(false));
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let granted = expect(waiter.recv().await, "granted");
+    assert_ne!(granted["lease"], lease);
+
+    let kinds = event_kinds(&server).await;
     assert!(
         kinds.contains(&"session_disconnected(clean=false)".to_owned())
             && kinds.contains(&"released(grace_expired)".to_owned()),
@@ -392,33 +424,36 @@ async fn an_unclean_drop_of_a_session_that_is_not_resumable_releases_at_once() {
     server.stop().await.unwrap();
 }
 
-/// A silent peer whose session is not resumable loses its lease after two ping intervals.
-#[tokio::test]
+/// A silent peer whose session is not resumable loses its lease after two ping intervals,
+/// not an hour (its grace) later. The test drives the clock, as the one above does.
+#[tokio::test(start_paused = true)]
 async fn a_silent_peer_that_is_not_resumable_is_released_after_two_ping_intervals() {
-    use std::time::Duration;
+    let _frozen = FrozenClock::new();
     let dir = tempfile::tempdir().unwrap();
-    let interval = Duration::from_millis(200);
     let cfg = ServerConfig {
-        ping_interval: interval,
+        ping_interval: INTERVAL,
         resume_grace: Duration::from_secs(3600),
         ..config(dir.path(), vec![pool("boards", 1)])
     };
     let server = Server::start(cfg).await;
     let mut silent = server.client().await;
-    expect(silent.acquire(1, "boards").await, "granted");
+    let lease = expect(silent.acquire(1, "boards").await, "granted")["lease"].clone();
     let mut waiter = server.client().await;
     expect(waiter.acquire(2, "boards").await, "queued");
-    // `silent` stops reading; the waiter is served once the silence is found, not an hour on.
+
+    tokio::time::advance(INTERVAL).await;
+    waiter.answer_ping().await;
+    assert_eq!(connected(&server, &lease).await, Some(true));
+
+    // `silent` stops reading; the waiter is served once the silence is found.
+    tokio::time::advance(INTERVAL).await;
     expect(waiter.recv().await, "granted");
-    let (_, events) = server.get("/v1/events?limit=1000", None).await;
-    let released: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "released")
-        .map(|e| e["cause"].as_str().unwrap())
+    let released: Vec<String> = event_kinds(&server)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("released"))
         .collect();
-    assert_eq!(released, ["disconnect"]);
+    assert_eq!(released, ["released(disconnect)"]);
     drop(silent);
     server.stop().await.unwrap();
 }

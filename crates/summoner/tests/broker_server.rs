@@ -4,8 +4,9 @@
 //! the server itself killed with SIGKILL and restarted on the same data directory.
 //!
 //! Waiting is always on a line of output, bounded by a deadline that only matters when
-//! something is broken. Needs `python3` with `websockets` (`python3 -m pip install
-//! 'websockets>=13'`).
+//! something is broken. Needs a Python with `websockets` 13 or newer, found as
+//! `crates/summoner-server/tests/common/python.rs` describes (`.ci/run` makes one under
+//! `target/pyenv`); without it each test fails at once with the install hint.
 
 mod common;
 
@@ -111,14 +112,14 @@ impl PyClient {
     fn connect(url: &str, name: &str) -> Self {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../summoner-server/tests/python/wsline.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python::with_websockets())
             .arg(script)
             .arg(url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3 runs");
+            .expect("the python interpreter runs");
         let stdin = child.stdin.take().unwrap();
         let lines = lines(child.stdout.take().unwrap(), name);
         let mut client = Self {
@@ -128,10 +129,7 @@ impl PyClient {
             session: String::new(),
         };
         let welcome = client.recv();
-        assert_eq!(
-            welcome["type"], "welcome",
-            "{welcome} (is `websockets` installed?)"
-        );
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
         client.session = welcome["session"].as_str().unwrap().to_owned();
         client
     }

@@ -10,7 +10,6 @@ use common::*;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -41,23 +40,11 @@ fn tcp_server(port: u16) -> String {
     )
 }
 
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
 /// Waits until every pid is gone; false if some survive the deadline.
 fn all_gone(pids: &[i32], deadline: Duration) -> bool {
     let start = Instant::now();
-    let mut wait = Duration::from_millis(1);
-    while start.elapsed() < deadline {
-        if pids.iter().all(|&p| !pid_alive(p)) {
-            return true;
-        }
-        thread::sleep(wait);
-        wait = (wait * 2).min(Duration::from_millis(50));
-    }
-    false
+    pids.iter()
+        .all(|&pid| wait_gone(pid, deadline.saturating_sub(start.elapsed())))
 }
 
 /// Kills a `summoner` child when a test fails half-way, so a failed test leaves nothing
@@ -347,12 +334,10 @@ fn sigkill_of_summoner_leaves_nothing_running() {
     let pids = read_pids(&pids);
     child.0.kill().unwrap();
     child.0.wait().unwrap();
-    // The issue asks for "within a second"; the bound here is looser only so that a loaded
-    // CI machine does not fail the test. The benchmark measures the real figure.
-    assert!(
-        all_gone(&pids, Duration::from_secs(5)),
-        "left running: {pids:?}"
-    );
+    // The issue asks for "within a second": that figure is the benchmark's to measure
+    // (`cargo bench -p summoner-proc`). Here the deadline only bounds a broken test, so that
+    // a loaded machine cannot fail a correct one.
+    assert!(all_gone(&pids, DEADLINE), "left running: {pids:?}");
 }
 
 #[test]

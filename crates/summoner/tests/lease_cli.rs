@@ -11,24 +11,15 @@ use common::*;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// Waits for a child to exit, killing it if the deadline passes.
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("the process did not exit");
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+    if !wait_gone(child.id() as i32, DEADLINE) {
+        let _ = child.kill();
+        panic!("the process did not exit");
     }
+    child.wait().unwrap()
 }
 
 /// A pool `boards` with one board, and the default 100 ports.

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,33 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a broken test may hang before it fails. Longer than every server timer the
 /// paused-clock tests use, so that an auto-advancing clock reaches those first.
 pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Keeps tokio's paused clock from advancing by itself, for as long as it lives: time then
+/// moves only by `tokio::time::advance`, so a test decides exactly which ping ticks and
+/// graces have passed when, whatever the host's scheduler does.
+///
+/// Auto-advance jumps to the next timer whenever the runtime is idle, which includes the
+/// moment a reply is on its way over a socket; a liveness test needs the reply to land
+/// before the clock moves again. Tokio does not auto-advance while a `spawn_blocking` task
+/// runs (the server's own `clock::hold` relies on the same), so this parks one. Create it
+/// before the server starts, so that no timer can fire during the setup.
+///
+/// With the clock frozen the tests' own deadlines cannot expire, so the parked task gives
+/// up after `DEADLINE` of real time: a broken test then fails on its deadlines instead of
+/// hanging.
+pub struct FrozenClock {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
+impl FrozenClock {
+    pub fn new() -> Self {
+        let (release, parked) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = parked.recv_timeout(DEADLINE);
+        });
+        Self { _release: release }
+    }
+}
 
 /// A config for tests: the given pools, data in `dir`.
 pub fn config(dir: &Path, pools: Vec<PoolConfig>) -> ServerConfig {
@@ -343,6 +372,28 @@ impl Client {
             .expect("a message arrives")
     }
 
+    /// Waits for the server's next WebSocket ping and answers it, as any WebSocket library
+    /// does by itself (tungstenite queues the pong as it reads the ping; the flush sends it).
+    /// Then a protocol `ping`: its `pong` proves the server has read everything sent before
+    /// it, so the test may move the clock on.
+    pub async fn answer_ping(&mut self) {
+        let work = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Ping(_))) => break,
+                    Some(Ok(Message::Pong(_))) => continue,
+                    other => panic!("expected a ping, got {other:?}"),
+                }
+            }
+            self.ws.flush().await.unwrap();
+        };
+        tokio::time::timeout(DEADLINE, work)
+            .await
+            .expect("the server pings");
+        self.send(json!({"type": "ping"})).await;
+        expect(self.recv().await, "pong");
+    }
+
     /// Reads until the connection ends, failing on any protocol message.
     pub async fn ended(&mut self) -> Ended {
         let work = async {
@@ -381,13 +432,13 @@ impl Client {
     }
 }
 
-/// Asserts that `msg` is of type `ty` and returns it.
-#[track_caller]
 /// `url` asking for a resumable session.
 pub fn resumable(url: &str) -> String {
     format!("{url}?resumable=true")
 }
 
+/// Asserts that `msg` is of type `ty` and returns it.
+#[track_caller]
 pub fn expect(msg: Value, ty: &str) -> Value {
     assert_eq!(msg["type"], ty, "{msg}");
     msg

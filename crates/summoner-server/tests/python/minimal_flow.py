@@ -6,6 +6,9 @@ which releases its lease, and B is granted the same resource. Prints `ok <name>`
 or fails an assertion.
 
     python3 minimal_flow.py ws://127.0.0.1:7878/v1/lease POOL
+
+Needs websockets 13 or newer (`websockets.asyncio`); the tests run it with the interpreter
+that tests/common/python.rs finds (see README, Prerequisites).
 """
 
 import asyncio

@@ -11,6 +11,9 @@ connection ended without a close frame) and exits. Killing this process (SIGKILL
 connection as a crashed test would.
 
     python3 wsline.py ws://127.0.0.1:7878/v1/lease [TOKEN]
+
+Needs websockets 13 or newer (`websockets.asyncio`); the tests run it with the interpreter
+that tests/common/python.rs finds (see README, Prerequisites).
 """
 
 import asyncio

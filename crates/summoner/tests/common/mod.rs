@@ -4,6 +4,10 @@
 //! Each test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+/// The Python interpreter with `websockets`, shared with the server's tests.
+#[path = "../../../summoner-server/tests/common/python.rs"]
+pub mod python;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -68,6 +72,47 @@ fn collect_until(rx: &Receiver<String>, want: impl Fn(&str) -> bool) -> Vec<Stri
                 }
             }
             Err(_) => panic!("the expected line did not come; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Waits until process `pid` has exited, at most `deadline`; false if it still runs then. A
+/// zombie counts as exited: it runs no more, and only its parent can reap it.
+///
+/// Waits on a pidfd, which the kernel makes readable when the process exits, so there is no
+/// polling. Works for any process, not only a child; a pid that is already gone is done.
+pub fn wait_gone(pid: i32, deadline: Duration) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(libc::ESRCH),
+            "pidfd_open({pid}): {err} (the tests need Linux 5.3 or newer)"
+        );
+        return true;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let start = Instant::now();
+    loop {
+        let left = deadline.saturating_sub(start.elapsed());
+        let mut pollfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut pollfd, 1, millis) } {
+            1 => return true,
+            0 => return false,
+            _ => {
+                let err = std::io::Error::last_os_error();
+                assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "poll: {err}");
+            }
         }
     }
 }
