@@ -264,7 +264,7 @@ async fn persistent(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<(
         "summoner bench broker: {} clients on persistent connections, pool `{}`, {}{}",
         args.clients,
         args.pool,
-        humantime::format_duration(args.duration),
+        summoner_protocol::duration::format_duration(args.duration),
         match args.rate {
             Some(rate) => format!(", open loop at {} cycles/s", thousands(rate.round() as u64)),
             None => String::new(),
@@ -295,7 +295,10 @@ async fn persistent(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<(
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut id = 0u64;
-            while Instant::now() < deadline {
+            // Every client does at least one cycle, even one whose task started after a
+            // short deadline on a starved machine: a client that did nothing is no sample.
+            let mut first = true;
+            while std::mem::take(&mut first) || Instant::now() < deadline {
                 if let Some(at) = due {
                     if at >= deadline {
                         break;
@@ -337,7 +340,7 @@ async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result
         "summoner bench broker: {} clients, one connection per cycle, pool `{}`, {}",
         args.clients,
         args.pool,
-        humantime::format_duration(args.duration)
+        summoner_protocol::duration::format_duration(args.duration)
     );
     let tail = Arc::new(acquire_tail(&args.pool));
     let start = Instant::now();
@@ -348,7 +351,8 @@ async fn reconnecting(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result
         let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
-            while Instant::now() < deadline {
+            let mut first = true;
+            while std::mem::take(&mut first) || Instant::now() < deadline {
                 let mut ws = match connect(&target).await {
                     Ok(ws) => ws,
                     Err(e) => {
@@ -396,7 +400,7 @@ async fn handover(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()>
         } else {
             "closing its WebSocket"
         },
-        humantime::format_duration(args.duration)
+        summoner_protocol::duration::format_duration(args.duration)
     );
     let tail = acquire_tail(&args.pool);
     let acquire = |id: u64| Message::text(format!(r#"{{"type":"acquire","id":{id},{tail}"#));
@@ -418,7 +422,8 @@ async fn handover(args: &BenchBrokerArgs, target: &Target) -> anyhow::Result<()>
     let start = Instant::now();
     let deadline = start + args.duration;
     let mut id = 0;
-    while Instant::now() < deadline {
+    let mut first = true;
+    while std::mem::take(&mut first) || Instant::now() < deadline {
         id += 1;
         let mut waiter = connect().await?;
         waiter
