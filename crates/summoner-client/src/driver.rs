@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use summoner_protocol::{
-    Acquire, Cancel, ClientMessage, ErrorCode, Grant, LeaseId, Release, RequestId, Resume,
-    ServerMessage, SessionId, Want,
+    Acquire, Cancel, ClientMessage, ErrorCode, Grant, GrantedResource, LeaseId, Release, RequestId,
+    Resume, ServerMessage, SessionId, Want,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,7 +25,6 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::Error;
-use crate::lease::Granted;
 use crate::request::QueuedCallback;
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -33,6 +32,16 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// tungstenite's read buffer; larger frames (a `resumed` with many leases) still arrive, in
 /// several reads.
 const READ_BUFFER: usize = 4 * 1024;
+
+/// What the connection task hands over when a request is granted.
+#[derive(Debug)]
+pub(crate) struct Granted {
+    pub(crate) request: RequestId,
+    pub(crate) lease: LeaseId,
+    pub(crate) resources: Vec<GrantedResource>,
+    pub(crate) session: SessionId,
+    pub(crate) ended: watch::Receiver<Option<String>>,
+}
 
 /// What handles ask the connection task to do.
 pub(crate) enum Command {

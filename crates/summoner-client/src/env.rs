@@ -13,7 +13,7 @@
 //! becomes `_` (`ci-boards` → `CI_BOARDS`). Prop values are written as JSON would write them,
 //! without quotes around strings. When a prop is called `name`, the resource's name wins.
 
-use crate::lease::Resource;
+use summoner_protocol::GrantedResource;
 
 /// The variable name part for a pool or prop name: upper-cased, other characters `_`.
 pub fn env_key(name: &str) -> String {
@@ -30,7 +30,7 @@ pub fn env_key(name: &str) -> String {
 
 /// The variables for the resources of one grant, in grant order (per resource: the name,
 /// then the props sorted by name; the unindexed forms follow the indexed ones of index 0).
-pub fn lease_env(resources: &[Resource]) -> Vec<(String, String)> {
+pub fn lease_env(resources: &[GrantedResource]) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::new();
     // Counts per pool, in first-seen order: grants are small, so a linear scan is cheaper
     // than a map and keeps the output order obvious.
@@ -73,8 +73,8 @@ mod tests {
 
     use super::*;
 
-    fn resource(pool: &str, name: &str, props: &[(&str, PropValue)]) -> Resource {
-        Resource {
+    fn resource(pool: &str, name: &str, props: &[(&str, PropValue)]) -> GrantedResource {
+        GrantedResource {
             pool: pool.into(),
             name: name.into(),
             labels: Labels::new(),

@@ -4,24 +4,15 @@ use std::future::Future;
 use std::ops::Deref;
 
 use summoner_protocol::{GrantedResource, LeaseId, RequestId, SessionId};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::Command;
+use crate::driver::{Command, Granted};
+use crate::env::lease_env;
 use crate::error::{Error, Result};
 
 /// One resource of a lease: its pool, name, labels and props (the port number, the serial
 /// device, the address: what the holder needs to use it).
 pub type Resource = GrantedResource;
-
-/// What the connection task hands over when a request is granted.
-#[derive(Debug)]
-pub(crate) struct Granted {
-    pub(crate) request: RequestId,
-    pub(crate) lease: LeaseId,
-    pub(crate) resources: Vec<Resource>,
-    pub(crate) session: SessionId,
-    pub(crate) ended: watch::Receiver<Option<String>>,
-}
 
 /// A granted acquire: the resources are this client's until [`Lease::release`], until the
 /// server revokes the lease (see [`Lease::revoked`]), or until the client's connection closes.
@@ -61,7 +52,7 @@ impl Lease {
 
     /// The environment variables that describe the resources (see [`crate::lease_env`]).
     pub fn env(&self) -> Vec<(String, String)> {
-        crate::env::lease_env(&self.granted.resources)
+        lease_env(&self.granted.resources)
     }
 
     /// The grant as JSON: `{"lease", "session", "request", "resources": [{pool, name, labels,

@@ -151,3 +151,61 @@ string_id!(
     /// A lease: one granted `acquire`. The server chooses the form.
     LeaseId
 );
+
+/// The shown form of a [`SessionId`]: its first [`ShortSessionId::LEN`] characters, which is
+/// how the HTTP API and the dashboard name a session.
+///
+/// A session id is a capability (whoever presents it in `resume` takes over the session and
+/// its leases), so only the client that owns a session is ever told all of it. This type can
+/// only be made from a whole id by shortening it, so a view that holds one cannot leak the
+/// id by mistake.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShortSessionId(String);
+
+impl ShortSessionId {
+    /// How many characters are shown: of the server's 32 hex digits, 48 bits, enough to tell
+    /// sessions apart in a dashboard, while the 80 bits left unknown keep the id impossible to
+    /// guess.
+    pub const LEN: usize = 12;
+
+    /// The shown form as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&SessionId> for ShortSessionId {
+    fn from(session: &SessionId) -> Self {
+        let id = session.as_str();
+        let end = id
+            .char_indices()
+            .nth(Self::LEN)
+            .map_or(id.len(), |(i, _)| i);
+        Self(id[..end].to_owned())
+    }
+}
+
+impl fmt::Display for ShortSessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_session_id_is_a_prefix() {
+        let long = SessionId::from("0123456789abcdef0123456789abcdef");
+        let short = ShortSessionId::from(&long);
+        assert_eq!(short.as_str(), "0123456789ab");
+        assert!(long.as_str().starts_with(short.as_str()));
+        assert_eq!(ShortSessionId::from(&SessionId::from("s1")).as_str(), "s1");
+        // Characters, not bytes: a multi-byte id is not cut inside a character.
+        let wide = SessionId::from("ééééééééééééééé");
+        assert_eq!(ShortSessionId::from(&wide).as_str(), "éééééééééééé");
+        assert_eq!(serde_json::to_string(&short).unwrap(), r#""0123456789ab""#);
+    }
+}

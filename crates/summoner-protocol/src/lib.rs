@@ -12,8 +12,13 @@
 //! Parsing is strict on the server side (unknown fields in a client message are an error, so
 //! a misspelt `wait_ms` does not silently mean "wait forever") and lenient on the client side
 //! (a newer server may add fields to its messages).
+//!
+//! The bodies of the server's HTTP JSON API are in [`api`], shared the same way by the server
+//! that writes them and `summoner status` that reads them.
 
+pub mod api;
 mod client;
+mod code;
 pub mod duration;
 mod error;
 mod id;
@@ -22,8 +27,9 @@ mod prop;
 mod server;
 
 pub use client::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want};
-pub use error::{ErrorCode, ProtocolError};
-pub use id::{LeaseId, RequestId, SessionId};
+pub use code::ErrorCode;
+pub use error::ProtocolError;
+pub use id::{LeaseId, RequestId, SessionId, ShortSessionId};
 pub use limits::{MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS};
 pub use prop::{Labels, PropValue, Props};
 pub use server::{

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::id::{LeaseId, RequestId, SessionId};
 use crate::prop::{Labels, Props};
 

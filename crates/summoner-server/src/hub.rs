@@ -26,11 +26,14 @@ use std::time::Instant;
 use serde::Deserialize;
 use sqlx::SqliteConnection;
 use summoner_broker::{AdminError, AdminOp, Broker, Input, Outputs, ResourceConfig};
-use summoner_protocol::{ClientMessage, Labels, Props, ServerMessage, SessionId};
+use summoner_protocol::{ClientMessage, Labels, Props, SessionId, ShortSessionId};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::journal::{Batch, Delivery, Writer};
+use crate::batch::{AdminReply, Batch, Delivery};
+use crate::error::Gone;
+use crate::journal::Writer;
 use crate::metrics::Metrics;
+use crate::outbox::{ConnId, Ending, OUTBOX_CAP, Out, Outbox};
 use crate::store::StoreError;
 
 /// The most inputs handled in one batch (one journal commit). Large enough that a busy
@@ -41,37 +44,8 @@ pub(crate) const BATCH_CAP: usize = 4096;
 /// talk faster than the engine can answer instead of queueing without bound.
 pub(crate) const COMMAND_CAP: usize = 16 * 1024;
 
-/// How many messages may wait for one connection's writer. A client that stops reading gets
-/// this far behind and is then disconnected (uncleanly, so it may resume), rather than make
-/// the server buffer for it without bound. Normal traffic is a handful of messages per
-/// request, so only a client that does not read at all gets here.
-pub(crate) const OUTBOX_CAP: usize = 1024;
-
-/// A connection, numbered in the order they were accepted.
-pub(crate) type ConnId = u64;
-
-/// What a connection's writer is asked to do.
-#[derive(Debug)]
-pub(crate) enum Out {
-    /// Send this message. Boxed so that the outbox's slots stay small for idle connections.
-    Msg(Box<ServerMessage>),
-    /// Send a close frame and end the connection; the hub has forgotten it already.
-    Close {
-        /// The WebSocket close code.
-        code: u16,
-        /// For the peer's logs.
-        reason: &'static str,
-    },
-}
-
-/// The sending side of a connection's outbox.
-pub(crate) type Outbox = mpsc::Sender<Out>;
-
 /// A read of the engine's state, run on the loop after a commit.
 pub(crate) type Query = Box<dyn FnOnce(&Broker, &Metrics) + Send>;
-
-/// Where the answer to an admin change goes.
-pub(crate) type AdminReply = oneshot::Sender<Result<(), AdminError>>;
 
 /// What the loop is told.
 pub(crate) enum Command {
@@ -116,10 +90,6 @@ pub(crate) struct ResourcePatch {
     pub capacity: Option<u32>,
     pub enabled: Option<bool>,
 }
-
-/// The loop has stopped (the server is shutting down).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Gone;
 
 /// How the rest of the server talks to the loop.
 #[derive(Debug, Clone)]
@@ -215,9 +185,9 @@ impl Hub {
     /// A failed journal write stops the server rather than carry on: the engine has already
     /// moved on to a state the journal does not have, and the only truth a restart can
     /// rebuild is the journal's. The sessions that were about to hear of the lost changes get
-    /// `error {code: internal}` instead, every connection is closed with 1011, and
-    /// [`crate::serve`] returns the error, so a supervisor can restart the server from the
-    /// journal (held leases then wait for their holders to resume, as after any restart).
+    /// `error {code: internal}` instead, every connection is ended with
+    /// [`Ending::JournalFailed`], and the error is returned (and so by `serve`), so a
+    /// supervisor can restart the server from the journal (held leases then wait for their holders to resume, as after any restart).
     pub async fn run(
         mut self,
         db: SqliteConnection,
@@ -294,7 +264,7 @@ impl Hub {
                 // delivered before the connections close.
                 drop(to_writer);
                 let result = writer_error((&mut writer).await);
-                self.close_all(crate::ws::CLOSE_GOING_AWAY, "server shutting down");
+                self.close_all(Ending::ShuttingDown);
                 match result {
                     StoreResult::Ok => Ok(()),
                     StoreResult::Err(err) => Err(err),
@@ -308,10 +278,7 @@ impl Hub {
                     "cannot write to the journal, stopping the server: {}",
                     crate::error::chain(&err)
                 );
-                self.close_all(
-                    crate::ws::CLOSE_INTERNAL,
-                    "the server cannot write its journal",
-                );
+                self.close_all(Ending::JournalFailed);
                 Err(err)
             }
         }
@@ -335,7 +302,7 @@ impl Hub {
             if let Some(c) = self.conns.remove(&conn) {
                 self.sessions.remove(&c.session);
                 tracing::warn!(
-                    session = crate::session_id::short(c.session.as_str()),
+                    session = %ShortSessionId::from(&c.session),
                     "closing a connection that stopped reading ({OUTBOX_CAP} messages behind)"
                 );
                 self.metrics
@@ -464,11 +431,9 @@ impl Hub {
             if let Some(conn) = self.sessions.remove(&session)
                 && let Some(c) = self.conns.remove(&conn)
             {
-                self.batch.deliveries.push(Delivery::Close(
-                    c.outbox,
-                    crate::ws::CLOSE_RESUMED,
-                    "the session was resumed on another connection",
-                ));
+                self.batch
+                    .deliveries
+                    .push(Delivery::Close(c.outbox, Ending::Resumed));
             }
         }
         for adoption in self.out.adopted.drain(..) {
@@ -492,13 +457,13 @@ impl Hub {
         }
     }
 
-    /// Lets go of every connection: each closes with `code` once it has written what its
+    /// Lets go of every connection: each ends for `ending` once it has written what its
     /// outbox holds. Leases are not released: a server that stops keeps them in the journal,
     /// and after a restart their holders have the resume grace to come back.
-    fn close_all(&mut self, code: u16, reason: &'static str) {
+    fn close_all(&mut self, ending: Ending) {
         self.shutting_down.store(true, Ordering::SeqCst);
         for (_, conn) in self.conns.drain() {
-            let _ = conn.outbox.try_send(Out::Close { code, reason });
+            let _ = conn.outbox.try_send(Out::Close(ending));
         }
         self.sessions.clear();
     }

@@ -12,46 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sqlx::{Connection as _, SqliteConnection};
-use summoner_broker::{AdminError, Checkpoint, Event};
+use summoner_broker::{Checkpoint, Event};
 use summoner_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::batch::{Batch, Delivery};
 use crate::clock;
-use crate::hub::{AdminReply, ConnId, Out, Outbox};
 use crate::metrics::Metrics;
+use crate::outbox::{ConnId, Out};
 use crate::store::{self, StoreError};
-
-/// Something to do once a batch is durable.
-#[derive(Debug)]
-pub(crate) enum Delivery {
-    /// Send a message to a connection.
-    Send(ConnId, Outbox, ServerMessage),
-    /// Close a connection the loop has let go of.
-    Close(Outbox, u16, &'static str),
-}
-
-/// What one pass of the loop produced.
-#[derive(Debug, Default)]
-pub(crate) struct Batch {
-    /// To store, in order, in one transaction.
-    pub events: Vec<Event>,
-    /// To do, in order, once they are stored.
-    pub deliveries: Vec<Delivery>,
-    /// Admin calls to answer once the change is stored.
-    pub replies: Vec<(AdminReply, Result<(), AdminError>)>,
-    /// The engine's checkpoint after this batch, to store once its events are.
-    pub checkpoint: Option<Checkpoint>,
-}
-
-impl Batch {
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-            && self.deliveries.is_empty()
-            && self.replies.is_empty()
-            && self.checkpoint.is_none()
-    }
-}
 
 /// The writer's state.
 pub(crate) struct Writer {
@@ -59,7 +29,7 @@ pub(crate) struct Writer {
     /// How long the history keeps an event; older ones are pruned after each checkpoint.
     pub history_retention: std::time::Duration,
     pub batches: mpsc::Receiver<Batch>,
-    /// Connections that fell [`crate::hub::OUTBOX_CAP`] messages behind, for the loop to
+    /// Connections that fell [`crate::outbox::OUTBOX_CAP`] messages behind, for the loop to
     /// drop.
     pub slow: mpsc::UnboundedSender<ConnId>,
     pub metrics: Arc<Mutex<Metrics>>,
@@ -67,7 +37,8 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Commits and delivers batches until the loop drops its sender, then closes the
-    /// database. Stops at the first failed commit: see [`crate::hub::Hub::run`].
+    /// database. Stops at the first failed commit, and then withholds every later batch too:
+    /// the loop stops the server when it sees that.
     pub async fn run(mut self) -> Result<(), StoreError> {
         while let Some(mut batch) = self.batches.recv().await {
             if let Err(err) = self.commit(&batch.events).await {
@@ -139,8 +110,8 @@ impl Writer {
                         Err(TrySendError::Closed(_)) => {}
                     }
                 }
-                Delivery::Close(outbox, code, reason) => {
-                    let _ = outbox.try_send(Out::Close { code, reason });
+                Delivery::Close(outbox, ending) => {
+                    let _ = outbox.try_send(Out::Close(ending));
                 }
             }
         }

@@ -2,11 +2,18 @@
 //!
 //! This crate is glue around [`summoner_broker::Broker`], the pure lease engine:
 //!
+//! - `server.rs`, [`serve`]: composes the rest, routes, and shuts down;
+//! - `state.rs`, what every handler and connection shares;
 //! - `hub.rs`, the broker loop: one task owns the engine and takes inputs in batches;
-//! - `journal.rs`, the journal writer beside it: stores each batch's events in one
+//! - `batch.rs`, what the loop hands the journal writer, and `outbox.rs`, how both reach a
+//!   connection (and why the server may end one);
+//! - `journal.rs`, the journal writer beside the loop: stores each batch's events in one
 //!   transaction and only then sends what they announce;
-//! - `ws.rs`, `GET /v1/lease`: one task per WebSocket, with ping/pong liveness;
-//! - `api.rs`, the HTTP JSON API, admin endpoints and Prometheus metrics;
+//! - `ws.rs`, `GET /v1/lease`: one task per WebSocket, with ping/pong liveness; the only file
+//!   that knows WebSocket close codes;
+//! - `api.rs`, the HTTP JSON API's handlers, admin endpoints and Prometheus metrics, answering
+//!   with the bodies of [`summoner_protocol::api`] that `view.rs` builds;
+//! - `error.rs`, [`ServerError`], and the HTTP API's error answers;
 //! - [`store`], the journal and its migrations, as plain async functions over a connection;
 //! - `restore.rs` and `inventory.rs`, rebuilding the engine from the journal at start;
 //! - [`config`], `summoner.toml`.
@@ -27,6 +34,7 @@
 
 mod api;
 mod auth;
+mod batch;
 mod clock;
 pub mod config;
 mod error;
@@ -34,10 +42,13 @@ mod hub;
 mod inventory;
 mod journal;
 mod metrics;
+mod outbox;
 mod restore;
 mod server;
 mod session_id;
+mod state;
 pub mod store;
+mod view;
 mod ws;
 
 pub use config::{ConfigError, Role, ServerConfig, SyncMode, TokenConfig};

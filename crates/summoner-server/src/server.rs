@@ -2,56 +2,30 @@
 //! and serves HTTP and WebSocket until the shutdown future completes.
 
 use std::future::{Future, IntoFuture as _};
-use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
-use sqlx::SqlitePool;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::api;
 use crate::auth::Auth;
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::hub::{Hub, HubHandle, Journaling};
+use crate::hub::{Hub, Journaling};
 use crate::restore::restore;
+use crate::state::AppState;
 use crate::store;
 use crate::ws;
 
 /// How long a stopping server waits for its WebSocket connections to finish their close
 /// handshakes before it returns anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// What every handler and connection shares. Cloning is one reference count.
-#[derive(Clone)]
-pub(crate) struct AppState(Arc<Shared>);
-
-pub(crate) struct Shared {
-    pub hub: HubHandle,
-    pub readers: SqlitePool,
-    pub auth: Auth,
-    pub ping_interval: Duration,
-    pub next_conn: AtomicU64,
-    /// Set by the loop when it lets go of every connection at shutdown.
-    pub shutting_down: Arc<AtomicBool>,
-    /// Dropped with the last clone of the state, that is when the last connection has ended:
-    /// [`serve`] waits for that before it returns.
-    _alive: mpsc::Sender<()>,
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 /// Serves the broker on `listener` until `shutdown` completes (or the journal cannot be
 /// written, see [`ServerError::Journal`]).
@@ -100,16 +74,13 @@ pub async fn serve(
             uncheckpointed,
         },
     ));
-    let (alive, mut all_gone) = mpsc::channel::<()>(1);
-    let state = AppState(Arc::new(Shared {
-        hub: handle,
-        readers: readers.clone(),
+    let (state, mut all_gone) = AppState::new(
+        handle,
+        readers.clone(),
         auth,
-        ping_interval: config.ping_interval,
-        next_conn: AtomicU64::new(0),
+        config.ping_interval,
         shutting_down,
-        _alive: alive,
-    }));
+    );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
 
     let trigger = {

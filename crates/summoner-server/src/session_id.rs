@@ -2,7 +2,7 @@
 //!
 //! A session id is a capability: whoever presents it in `resume` takes over the session and
 //! its leases. So it must be unguessable (not a counter, not a time), and the HTTP API shows
-//! only a prefix of it (see [`short`]).
+//! only a prefix of it (a [`summoner_protocol::ShortSessionId`]).
 
 use summoner_protocol::SessionId;
 
@@ -20,18 +20,6 @@ pub(crate) fn new_session_id() -> SessionId {
     SessionId(hex)
 }
 
-/// How many characters of a session id the HTTP API shows: 48 bits, enough to tell sessions
-/// apart in a dashboard, while the 80 bits left unknown keep the id impossible to guess.
-pub(crate) const SHORT_LEN: usize = 12;
-
-/// The public form of a session id: its first [`SHORT_LEN`] characters.
-pub(crate) fn short(session: &str) -> &str {
-    match session.char_indices().nth(SHORT_LEN) {
-        Some((i, _)) => &session[..i],
-        None => session,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,7 +31,5 @@ mod tests {
         assert_eq!(a.as_str().len(), 32);
         assert!(a.as_str().chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-        assert_eq!(short(a.as_str()).len(), SHORT_LEN);
-        assert_eq!(short("abc"), "abc");
     }
 }

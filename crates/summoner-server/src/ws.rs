@@ -29,10 +29,11 @@ use summoner_protocol::{ClientMessage, ErrorCode, MAX_FRAME_BYTES, ServerMessage
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::api::ApiError;
-use crate::hub::{Command, OUTBOX_CAP, Out};
-use crate::server::AppState;
+use crate::error::ApiError;
+use crate::hub::Command;
+use crate::outbox::{Ending, OUTBOX_CAP, Out};
 use crate::session_id::new_session_id;
+use crate::state::AppState;
 
 /// WebSocket close code for a frame over the size limit ("message too big", RFC 6455).
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -45,6 +46,20 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_RESUMED: u16 = 4001;
 /// Close code for an internal error (the journal cannot be written).
 pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// The close frame for a connection the server ends: the code the peer branches on, and a
+/// reason for its logs.
+fn close_frame(ending: Ending) -> (u16, &'static str) {
+    match ending {
+        Ending::Resumed => (
+            CLOSE_RESUMED,
+            "the session was resumed on another connection",
+        ),
+        Ending::ShuttingDown => (CLOSE_GOING_AWAY, "server shutting down"),
+        Ending::JournalFailed => (CLOSE_INTERNAL, "the server cannot write its journal"),
+        Ending::TooSlow => (CLOSE_POLICY, "too many unread messages"),
+    }
+}
 
 /// How long a connection closed for an oversized frame stays open so the peer can read the
 /// close frame. Closing a socket with unread input makes the kernel send a reset, which can
@@ -134,7 +149,7 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
         .await
         .is_err()
     {
-        let _ = close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
+        let _ = end(&mut socket, Ending::ShuttingDown).await;
         return;
     }
     let interval = app.ping_interval;
@@ -201,17 +216,19 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                     Ok(Written::Closed) => break End::ByServer,
                     Err(_) => break End::Unclean,
                 },
-                Some(Out::Close { code, reason }) => {
-                    let _ = close(&mut socket, code, reason).await;
+                Some(Out::Close(ending)) => {
+                    let _ = end(&mut socket, ending).await;
                     break End::ByServer;
                 }
+                // The loop dropped the outbox without a word: at shutdown, or because the
+                // writer found the client too slow.
                 None => {
-                    let (code, reason) = if app.shutting_down.load(Ordering::SeqCst) {
-                        (CLOSE_GOING_AWAY, "server shutting down")
+                    let ending = if app.shutting_down.load(Ordering::SeqCst) {
+                        Ending::ShuttingDown
                     } else {
-                        (CLOSE_POLICY, "too many unread messages")
+                        Ending::TooSlow
                     };
-                    let _ = close(&mut socket, code, reason).await;
+                    let _ = end(&mut socket, ending).await;
                     break End::ByServer;
                 }
             },
@@ -258,9 +275,9 @@ async fn write_batch(
                 socket.feed(text(&msg)).await?;
                 fed += 1;
             }
-            Ok(Out::Close { code, reason }) => {
+            Ok(Out::Close(ending)) => {
                 socket.flush().await?;
-                close(socket, code, reason).await?;
+                end(socket, ending).await?;
                 return Ok(Written::Closed);
             }
             Err(_) => break,
@@ -276,6 +293,12 @@ fn text(msg: &ServerMessage) -> Message {
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), axum::Error> {
     socket.send(text(msg)).await
+}
+
+/// Ends a connection for one of the server's reasons.
+async fn end(socket: &mut WebSocket, ending: Ending) -> Result<(), axum::Error> {
+    let (code, reason) = close_frame(ending);
+    close(socket, code, reason).await
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), axum::Error> {

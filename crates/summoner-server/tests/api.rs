@@ -81,6 +81,30 @@ async fn reads_show_pools_leases_queue_and_history() {
             .iter()
             .all(|e| e["at"].as_i64().unwrap() > 1_600_000_000_000)
     );
+    // Every session id the API shows, in every answer, is a 12-character prefix.
+    let shown = [
+        &lease["session"],
+        &queue["queue"][0]["session"],
+        &events[0]["session"],
+        &events[1]["session"],
+        &events[2]["session"],
+        &events[3]["session"],
+    ];
+    for (session, full) in shown.into_iter().zip([
+        &holder.session,
+        &waiter.session,
+        &holder.session,
+        &holder.session,
+        &waiter.session,
+        &waiter.session,
+    ]) {
+        let session = session.as_str().unwrap();
+        assert_eq!(session.len(), 12, "{session}");
+        assert!(
+            full.starts_with(session),
+            "{session} is not a prefix of {full}"
+        );
+    }
     let second = events[1]["seq"].as_u64().unwrap();
     let (_, page) = server
         .get(&format!("/v1/events?after={second}&limit=1"), None)

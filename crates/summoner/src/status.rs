@@ -1,16 +1,24 @@
-//! `summoner status`: what a server's broker holds, as plain tables (or its raw JSON).
+//! `summoner status`: what a server's broker holds, as plain tables (or as JSON).
 //!
 //! Everything comes from the HTTP API (`GET /v1/pools`, `/v1/leases`, `/v1/queue`), read as
-//! loose JSON: fields this version does not know are ignored, and missing ones print as
-//! blanks, so an older `summoner` still shows a newer server's state.
+//! the server's own answer types ([`summoner_protocol::api`]); fields this version does not
+//! know are ignored, so an older `summoner` still shows a newer server's state.
+//!
+//! Names, labels, props, notes and request ids come from clients, so a table shows them with
+//! control characters escaped (see [`shown`]): a note cannot move the cursor, set the
+//! terminal's title or hide a row behind a carriage return.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use summoner_client::ServerUrl;
+use summoner_protocol::api::{self, ApiError};
+use summoner_protocol::{Labels, LeaseId, RequestId, Want};
 
 use crate::cli::StatusArgs;
 use crate::connection::{server_url, token};
@@ -19,18 +27,25 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server);
     let url = ServerUrl::parse(&server)?;
     let api = Api::new(&url, token(&args.server));
-    let pools = api.get("/v1/pools")?;
-    let leases = api.get("/v1/leases")?;
-    let queue = api.get("/v1/queue")?;
+    let pools: api::Pools = api.get("/v1/pools")?;
+    let leases: api::Leases = api.get("/v1/leases")?;
+    let queue: api::Queue = api.get("/v1/queue")?;
     if args.json {
-        let all = json!({
-            "pools": list(&pools, "pools"),
-            "leases": list(&leases, "leases"),
-            "queue": list(&queue, "queue"),
-        });
+        /// The three answers in one document.
+        #[derive(Serialize)]
+        struct All<'a> {
+            pools: &'a [api::Pool],
+            leases: &'a [api::Lease],
+            queue: &'a [api::Waiter],
+        }
+        let all = All {
+            pools: &pools.pools,
+            leases: &leases.leases,
+            queue: &queue.queue,
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&all).expect("JSON values always serialize")
+            serde_json::to_string_pretty(&all).expect("the API's types always serialize")
         );
     } else {
         print!("{}", render(&pools, &leases, &queue));
@@ -59,7 +74,7 @@ impl Api {
         }
     }
 
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.base);
         let mut request = self.agent.get(&url);
         if let Some(token) = &self.token {
@@ -78,60 +93,68 @@ impl Api {
             .read_to_string()
             .with_context(|| format!("reading the answer to GET {url}"))?;
         if !status.is_success() {
-            // The API answers errors as `{code, message}`.
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or(text);
-            bail!("GET {url}: {status}: {message}");
+            // The API answers errors as `{code, message}`; anything else is shown as it came,
+            // escaped like everything else the server relays.
+            let message = serde_json::from_str::<ApiError>(&text).map_or(text, |err| err.message);
+            bail!("GET {url}: {status}: {}", shown(&message));
         }
-        serde_json::from_str(&text).with_context(|| format!("GET {url} did not answer JSON"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("GET {url} did not answer what summoner status expects"))
     }
 }
 
-/// The array in `{"key": [...]}`, or the value itself if it is already an array.
-fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    let value = value.get(key).unwrap_or(value);
-    value.as_array().map(Vec::as_slice).unwrap_or_default()
+/// `text` as it may safely reach a terminal: every control character (C0, DEL, C1) and every
+/// bidirectional override is escaped, `\n` as `\n`, `\r` as `\r`, `\t` as `\t`, the others as
+/// `\u{1b}`. Strings from clients are shown through this, so none of them can move the
+/// cursor, start an escape sequence or reorder what follows.
+fn shown(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
-fn text(value: &Value, key: &str) -> String {
-    match value.get(key) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+/// A request id as a cell: a string without its quotes, a number as written.
+fn request_id(id: &RequestId) -> String {
+    match id {
+        RequestId::String(s) => shown(s).into_owned(),
+        RequestId::Number(n) => n.to_string(),
     }
 }
 
-/// `k=v,k2=v2` for a labels object.
-fn labels(value: &Value) -> String {
-    match value.as_object() {
-        Some(map) => map
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        None => String::new(),
-    }
+/// `k=v,k2=v2` for labels.
+fn labels(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", shown(k), shown(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `ports:2,host=local` for a `want` list.
-fn wants(value: &Value) -> String {
-    value
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
+fn wants(want: &[Want]) -> String {
+    want.iter()
         .map(|w| {
-            let mut out = text(w, "pool");
-            let count = w.get("count").and_then(Value::as_u64).unwrap_or(1);
-            if count != 1 {
-                let _ = write!(out, ":{count}");
+            let mut out = shown(&w.pool).into_owned();
+            if w.count != 1 {
+                let _ = write!(out, ":{}", w.count);
             }
-            let labels = labels(w.get("labels").unwrap_or(&Value::Null));
+            let labels = labels(&w.labels);
             if !labels.is_empty() {
                 out.push(',');
                 out.push_str(&labels);
@@ -143,10 +166,7 @@ fn wants(value: &Value) -> String {
 }
 
 /// `850ms`, `12s`, `3m04s`, `2h05m`: an age at a glance.
-fn age(ms: Option<u64>) -> String {
-    let Some(ms) = ms else {
-        return String::new();
-    };
+fn age(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0 => format!("{ms}ms"),
@@ -157,6 +177,9 @@ fn age(ms: Option<u64>) -> String {
 }
 
 /// Aligned columns separated by two spaces, without trailing spaces.
+///
+/// Padding is written out rather than asked of `format!`, whose width argument is a `u16`:
+/// a cell of more than 65,535 characters made `{cell:<width$}` panic.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -167,8 +190,10 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     let mut line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut text = String::new();
-        for (cell, width) in cells.zip(&widths) {
-            let _ = write!(text, "{cell:<width$}  ");
+        for (cell, &width) in cells.zip(&widths) {
+            text.push_str(cell);
+            let pad = width.saturating_sub(cell.chars().count()) + 2;
+            text.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(text.trim_end());
         out.push('\n');
@@ -214,45 +239,33 @@ fn flush(run: &mut Option<FreeRun>, rows: &mut Vec<Vec<String>>) {
 }
 
 /// The three tables: pools, resources with their holders, and the queue.
-fn render(pools: &Value, leases: &Value, queue: &Value) -> String {
-    let leases = list(leases, "leases");
-    let lease = |id: &str| leases.iter().find(|l| text(l, "lease") == id);
+fn render(pools: &api::Pools, leases: &api::Leases, queue: &api::Queue) -> String {
+    let lease = |id: &LeaseId| leases.leases.iter().find(|l| l.lease == *id);
 
     let mut summary = Vec::new();
     let mut resources = Vec::new();
-    for pool in list(pools, "pools") {
-        let name = text(pool, "name");
-        let list = pool
-            .get("resources")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+    for pool in &pools.pools {
+        let name = shown(&pool.name).into_owned();
         let (mut free, mut held, mut disabled) = (0u64, 0u64, 0u64);
         let mut free_run: Option<FreeRun> = None;
-        for res in list {
-            let capacity = res.get("capacity").and_then(Value::as_u64).unwrap_or(1);
-            let enabled = res.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-            let holders = res
-                .get("holders")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let n = holders.len() as u64;
+        for res in &pool.resources {
+            let capacity = u64::from(res.capacity);
+            let n = res.holders.len() as u64;
             held += n;
-            if enabled {
+            if res.enabled {
                 free += capacity.saturating_sub(n);
             } else {
                 disabled += 1;
             }
-            let state = match (enabled, n, capacity) {
+            let state = match (res.enabled, n, capacity) {
                 (false, _, _) => "disabled".to_owned(),
                 (true, 0, _) => "free".to_owned(),
                 (true, n, 1) if n >= 1 => "held".to_owned(),
                 (true, n, c) => format!("held {n}/{c}"),
             };
-            let res_name = text(res, "name");
-            let res_labels = labels(res.get("labels").unwrap_or(&Value::Null));
-            if holders.is_empty() {
+            let res_name = shown(&res.name).into_owned();
+            let res_labels = labels(&res.labels);
+            if res.holders.is_empty() {
                 // Runs of free resources with the same labels (a range of 100 ports) show as
                 // one row; `--json` lists every one.
                 if state == "free"
@@ -282,50 +295,55 @@ fn render(pools: &Value, leases: &Value, queue: &Value) -> String {
                 continue;
             }
             flush(&mut free_run, &mut resources);
-            for holder in holders {
-                let id = text(holder, "lease");
-                let info = lease(&id);
+            for holder in &res.holders {
+                let info = lease(&holder.lease);
                 resources.push(vec![
                     name.clone(),
                     res_name.clone(),
                     res_labels.clone(),
                     state.clone(),
-                    id,
-                    text(holder, "session"),
+                    shown(holder.lease.as_str()).into_owned(),
+                    shown(holder.session.as_str()).into_owned(),
                     info.map(|l| {
-                        let mut since = age(l.get("held_ms").and_then(Value::as_u64));
-                        if l.get("connected").and_then(Value::as_bool) == Some(false) {
+                        let mut since = age(l.held_ms);
+                        if !l.connected {
                             since.push_str(" (disconnected)");
                         }
                         since
                     })
                     .unwrap_or_default(),
-                    info.map(|l| text(l, "note")).unwrap_or_default(),
+                    info.and_then(|l| l.note.as_deref())
+                        .map(|note| shown(note).into_owned())
+                        .unwrap_or_default(),
                 ]);
             }
         }
         flush(&mut free_run, &mut resources);
         summary.push(vec![
-            name.clone(),
-            list.len().to_string(),
+            name,
+            pool.resources.len().to_string(),
             free.to_string(),
             held.to_string(),
             disabled.to_string(),
-            text(pool, "waiting"),
+            pool.waiting.to_string(),
         ]);
     }
 
-    let waiting: Vec<Vec<String>> = list(queue, "queue")
+    let waiting: Vec<Vec<String>> = queue
+        .queue
         .iter()
         .map(|w| {
             vec![
-                text(w, "position"),
-                text(w, "priority"),
-                text(w, "session"),
-                text(w, "id"),
-                wants(w.get("want").unwrap_or(&Value::Null)),
-                age(w.get("waited_ms").and_then(Value::as_u64)),
-                text(w, "note"),
+                w.position.to_string(),
+                w.priority.to_string(),
+                shown(w.session.as_str()).into_owned(),
+                request_id(&w.id),
+                wants(&w.want),
+                age(w.waited_ms),
+                w.note
+                    .as_deref()
+                    .map(|note| shown(note).into_owned())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -358,7 +376,18 @@ fn render(pools: &Value, leases: &Value, queue: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// The typed answers, from the JSON a server sends.
+    fn answers(pools: Value, leases: Value, queue: Value) -> (api::Pools, api::Leases, api::Queue) {
+        (
+            serde_json::from_value(pools).unwrap(),
+            serde_json::from_value(leases).unwrap(),
+            serde_json::from_value(queue).unwrap(),
+        )
+    }
 
     #[test]
     fn tables_show_holders_and_the_queue() {
@@ -390,6 +419,7 @@ mod tests {
             "want": [{"pool": "boards", "count": 2, "labels": {"arch": "arm64"}}],
             "waited_ms": 3_200,
         }]});
+        let (pools, leases, queue) = answers(pools, leases, queue);
         insta::assert_snapshot!(render(&pools, &leases, &queue), @r"
         POOL    RESOURCES  FREE  HELD  DISABLED  WAITING
         boards  6          4     2     1         1
@@ -407,20 +437,86 @@ mod tests {
 
     #[test]
     fn an_empty_queue_says_so() {
-        let out = render(
-            &json!({"pools": []}),
-            &json!({"leases": []}),
-            &json!({"queue": []}),
+        let (pools, leases, queue) = answers(
+            json!({"pools": []}),
+            json!({"leases": []}),
+            json!({"queue": []}),
         );
+        let out = render(&pools, &leases, &queue);
         assert!(out.ends_with("QUEUE: empty\n"), "{out}");
     }
 
     #[test]
     fn ages_read_at_a_glance() {
-        assert_eq!(age(Some(850)), "850ms");
-        assert_eq!(age(Some(12_400)), "12s");
-        assert_eq!(age(Some(184_000)), "3m04s");
-        assert_eq!(age(Some(7_500_000)), "2h05m");
-        assert_eq!(age(None), "");
+        assert_eq!(age(850), "850ms");
+        assert_eq!(age(12_400), "12s");
+        assert_eq!(age(184_000), "3m04s");
+        assert_eq!(age(7_500_000), "2h05m");
+    }
+
+    #[test]
+    fn client_strings_reach_the_terminal_escaped() {
+        let (pools, leases, queue) = answers(
+            json!({"pools": [{
+                "name": "bo\u{1b}[2Jards",
+                "resources": [
+                    {"name": "r\rx", "labels": {"k\n": "v\u{7}"}, "props": {}, "capacity": 1,
+                     "enabled": true, "holders": [{"lease": "L\u{9b}1", "session": "abc\u{1b}"}]},
+                ],
+                "waiting": 1,
+            }]}),
+            json!({"leases": [{
+                "lease": "L\u{9b}1", "session": "abc\u{1b}", "id": 1,
+                "resources": [{"pool": "boards", "name": "r"}],
+                "note": "\u{1b}]0;pwned\u{7}\r\nfake row\u{202e}", "connected": true,
+                "held_ms": 1,
+            }]}),
+            json!({"queue": [{
+                "session": "def", "id": "job\u{1b}[31m", "priority": 0, "position": 1,
+                "note": "tab\there\u{7f}",
+                "want": [{"pool": "bo\u{1b}ards", "count": 1, "labels": {"a": "\u{1b}"}}],
+                "waited_ms": 1,
+            }]}),
+        );
+        let out = render(&pools, &leases, &queue);
+        assert!(
+            !out.chars()
+                .any(|c| (c != '\n' && c.is_control()) || c == '\u{202e}'),
+            "a control character reached the output: {out:?}"
+        );
+        // Only the tables' own line ends: a header and one row for each, and two blank lines.
+        assert_eq!(out.lines().count(), 2 + 2 + 2 + 2, "{out}");
+        insta::assert_snapshot!(out, @r"
+        POOL             RESOURCES  FREE  HELD  DISABLED  WAITING
+        bo\u{1b}[2Jards  1          0     1     0         1
+
+        POOL             RESOURCE  LABELS      STATE  LEASE     SESSION    SINCE  NOTE
+        bo\u{1b}[2Jards  r\rx      k\n=v\u{7}  held   L\u{9b}1  abc\u{1b}  1ms    \u{1b}]0;pwned\u{7}\r\nfake row\u{202e}
+
+        POSITION  PRIORITY  SESSION  ID             WANTS                  WAITED  NOTE
+        1         0         def      job\u{1b}[31m  bo\u{1b}ards,a=\u{1b}  1ms     tab\there\u{7f}
+        ");
+    }
+
+    #[test]
+    fn a_cell_of_any_length_fits() {
+        let long = "x".repeat(70_000);
+        let (pools, leases, queue) = answers(
+            json!({"pools": [{"name": "p", "waiting": 0, "resources": [
+                {"name": long, "labels": {}, "props": {}, "capacity": 1, "enabled": false,
+                 "holders": []},
+                {"name": "short", "labels": {}, "props": {}, "capacity": 1, "enabled": false,
+                 "holders": []},
+            ]}]}),
+            json!({"leases": []}),
+            json!({"queue": []}),
+        );
+        let out = render(&pools, &leases, &queue);
+        let rows: Vec<&str> = out.lines().skip(3).take(3).collect();
+        assert!(rows[1].contains(&long));
+        // The columns after the long one still line up.
+        let state_at = |row: &str| row.find("disabled").unwrap();
+        assert_eq!(state_at(rows[1]), state_at(rows[2]));
+        assert_eq!(rows[0].find("STATE").unwrap(), state_at(rows[1]));
     }
 }
