@@ -200,7 +200,14 @@ impl Cx<'_> {
         let template = self.template_from(node, &text)?;
         let scheme_ok = ["http://", "https://"]
             .iter()
-            .any(|s| text.len() > s.len() && text[..s.len()].eq_ignore_ascii_case(s));
+            // `get`, not indexing: the text may have a multi-byte character where the
+            // scheme would end (a proptest found `http:\u{feff}//`, which panicked).
+            .any(|s| {
+                text.len() > s.len()
+                    && text
+                        .get(..s.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(s))
+            });
         if !scheme_ok && !text.starts_with("${") {
             self.expected(node, EXPECTED);
             return None;

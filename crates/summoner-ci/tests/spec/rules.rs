@@ -655,3 +655,12 @@ fn load_parses_a_file() {
     assert_eq!(errors.0[0].file, path.display().to_string());
     assert_eq!((errors.0[0].line, errors.0[0].column), (2, 24));
 }
+
+/// Found by the mutation proptest: a multi-byte character where the scheme would end
+/// panicked the URL check (it sliced the text by bytes).
+#[test]
+fn a_url_with_a_multi_byte_character_in_its_scheme_is_an_error_not_a_panic() {
+    let message =
+        error("services:\n  web:\n    run: x\n    ready: { http: \"http:\u{feff}//x/\" }\n");
+    assert!(message.contains("a URL like"), "{message}");
+}
