@@ -50,9 +50,13 @@ pub struct Pool {
     /// The pool's name, as `acquire` items name it.
     pub name: String,
     /// The longest a lease on this pool may be held before it is revoked, written as in the
-    /// config (`10m`, `1h30m`); absent when leases may be held for ever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_hold: Option<String>,
+    /// config (`10m`, `1h30m`: see `duration`); absent when leases may be held for ever.
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_hold: Option<std::time::Duration>,
     /// Its resources, in config order.
     pub resources: Vec<Resource>,
     /// How many waiting requests want something from it.
@@ -397,8 +401,12 @@ pub struct PoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeSpec>,
     /// The longest a lease may be held (`10m`); absent when for ever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_hold: Option<String>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_hold: Option<std::time::Duration>,
 }
 
 /// A resource as it was added or changed at run time, in the form the config file writes it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use summoner_broker::{
     CancelCause, EventKind, LeaseView, PoolConfig, PoolView, RangeConfig, ReleaseCause,
-    ResourceConfig, ResourceRef, ResourceView, RevokeCause, WaiterView, format_duration,
+    ResourceConfig, ResourceRef, ResourceView, RevokeCause, WaiterView,
 };
 use summoner_protocol::api;
 use summoner_protocol::{SessionId, ShortSessionId};
@@ -28,7 +28,7 @@ fn millis(d: Duration) -> u64 {
 pub(crate) fn pool(view: PoolView) -> api::Pool {
     api::Pool {
         name: view.name,
-        max_hold: view.max_hold.map(format_duration),
+        max_hold: view.max_hold,
         resources: view.resources.into_iter().map(resource).collect(),
         waiting: view.waiting as u64,
     }
@@ -238,7 +238,7 @@ fn pool_spec(pool: PoolConfig) -> api::PoolSpec {
         name: pool.name,
         resources: pool.resources.into_iter().map(resource_spec).collect(),
         range: pool.range.map(range_spec),
-        max_hold: pool.max_hold.map(format_duration),
+        max_hold: pool.max_hold,
     }
 }
 
