@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use summoner_ci::job::{JobEvent, JobObserver, Outcome};
+use summoner_ci::job::{JobError, JobEvent, JobObserver, Outcome};
 
 use crate::connection;
+use crate::terminal::{shown, shown_lines};
 
 /// ANSI colours for service prefixes, picked in turn.
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -60,8 +61,11 @@ impl Console {
         self
     }
 
-    /// A status line from summoner itself.
+    /// A status line from summoner itself. What it quotes from servers and clients (names,
+    /// reasons, error messages) may hold control characters: each line is escaped, so only
+    /// summoner's own line breaks reach the terminal.
     pub fn status(&self, text: &str) {
+        let text = shown_lines(text);
         let line = if self.colour {
             format!("\x1b[1msummoner:\x1b[0m {text}")
         } else {
@@ -74,6 +78,10 @@ impl Console {
     /// interruption); a command's own exit needs no words.
     pub fn outcome(&self, outcome: &Outcome) {
         match outcome {
+            // The reason was shown, escaped, when the lease ended.
+            Outcome::Failed(JobError::LeaseEnded { .. }) => {
+                self.status("error: the job cannot go on without its lease");
+            }
             Outcome::Failed(err) => {
                 self.status(&format!("error: {}", err.report()));
                 if let Some(hint) = connection::hint(err) {
@@ -116,7 +124,13 @@ impl JobObserver for Console {
                 resources,
                 grant,
             } => {
-                self.status(&format!("leased {} (lease {lease})", resources.join(", ")));
+                // Names come from the server's config or its admin API: one line each.
+                let resources: Vec<_> = resources.iter().map(|r| shown(r)).collect();
+                self.status(&format!(
+                    "leased {} (lease {})",
+                    resources.join(", "),
+                    shown(&lease)
+                ));
                 if self.print_grant {
                     let text =
                         serde_json::to_string_pretty(&grant).expect("a grant always serializes");
@@ -161,8 +175,12 @@ impl JobObserver for Console {
             }
             JobEvent::Signal { signal } => self.status(&format!("received {signal}")),
             JobEvent::Warning { message } => self.status(&format!("warning: {message}")),
-            // Told by the outcome or by a warning, whichever the job makes of them.
-            JobEvent::LeaseEnded { .. } | JobEvent::ServiceExited { .. } => {}
+            // An admin's or the server's free text: escaped whole, line breaks too.
+            JobEvent::LeaseEnded { reason } => {
+                self.status(&format!("the lease ended: {}", shown(&reason)));
+            }
+            // Told by the outcome or by a warning, whichever the job makes of it.
+            JobEvent::ServiceExited { .. } => {}
         }
     }
 }

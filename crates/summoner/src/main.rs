@@ -14,6 +14,7 @@ mod limits;
 mod migrate;
 mod serve;
 mod status;
+mod terminal;
 mod up;
 
 use std::process::ExitCode;

@@ -8,7 +8,6 @@
 //! control characters escaped (see [`shown`]): a note cannot move the cursor, set the
 //! terminal's title or hide a row behind a carriage return.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +21,7 @@ use summoner_protocol::{Labels, LeaseId, RequestId, Want};
 
 use crate::cli::StatusArgs;
 use crate::connection::{server_url, token};
+use crate::terminal::shown;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server);
@@ -101,32 +101,6 @@ impl Api {
         serde_json::from_str(&text)
             .with_context(|| format!("GET {url} did not answer what summoner status expects"))
     }
-}
-
-/// `text` as it may safely reach a terminal: every control character (C0, DEL, C1) and every
-/// bidirectional override is escaped, `\n` as `\n`, `\r` as `\r`, `\t` as `\t`, the others as
-/// `\u{1b}`. Strings from clients are shown through this, so none of them can move the
-/// cursor, start an escape sequence or reorder what follows.
-fn shown(text: &str) -> Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if unsafe_char(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
 }
 
 /// A request id as a cell: a string without its quotes, a number as written.

@@ -417,3 +417,55 @@ fn a_holder_with_no_resume_killed_by_sigkill_frees_the_lease_at_once() {
     holder.child.kill().unwrap();
     waiter.served();
 }
+
+/// A revoke reason is an admin's free text; when it reaches a holder's terminal, its control
+/// characters are escaped, so it cannot set the title, clear the screen or fake a line.
+#[test]
+fn a_revoke_reason_reaches_the_terminal_escaped() {
+    use std::io::{Read, Write};
+    let serve = serve();
+    let mut child = serve
+        .cmd()
+        .args(["lease", "boards", "--", "sleep", "100"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap(), "lease stderr");
+    let leased = wait_for_line(&err, "leased boards/rpi-1");
+    let lease = leased
+        .last()
+        .unwrap()
+        .rsplit_once("(lease ")
+        .map(|(_, rest)| rest.trim_end_matches(')').to_owned())
+        .unwrap();
+    let body = r#"{"reason":"\u001b]0;pwned\u0007\r\nsummoner: fake line"}"#;
+    let addr = serve.url.trim_start_matches("http://");
+    let mut http = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        http,
+        "POST /v1/leases/{lease}/revoke HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    let ended = wait_for(&err, |line| line.contains("the lease ended"));
+    assert!(
+        !ended.contains('\u{1b}') && !ended.contains('\r'),
+        "{ended:?}"
+    );
+    // The whole reason on one line: its line break cannot fake a line of summoner's.
+    assert!(
+        ended.contains("\\u{1b}]0;pwned\\u{7}\\r\\nsummoner: fake line"),
+        "{ended:?}"
+    );
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(143));
+    let rest: Vec<String> = err.try_iter().collect();
+    assert!(
+        rest.iter()
+            .all(|line| !line.starts_with("summoner: fake line")),
+        "{rest:?}"
+    );
+}

@@ -579,11 +579,11 @@ impl Run {
                             child.signal(signal);
                         }
                     }
-                    Wake::LeaseEnded(reason) => {
+                    // The reason was reported with the `LeaseEnded` event; it is the
+                    // server's free text, so it is not worded into a message here.
+                    Wake::LeaseEnded(_) => {
                         self.observer.event(JobEvent::Warning {
-                            message: format!(
-                                "the lease ended while `{program}` was running ({reason}); stopping it"
-                            ),
+                            message: format!("its lease ended: stopping `{program}`"),
                         });
                         child.signal(Signal::SIGTERM);
                     }
