@@ -74,6 +74,7 @@ mod output;
 mod ready;
 mod shim;
 mod signal;
+mod text;
 
 pub use error::{DependencyProblem, Error};
 pub use executor::{Executor, Service, Stopped};

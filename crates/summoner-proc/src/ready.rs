@@ -20,6 +20,7 @@ use regex::Regex;
 
 use crate::output::Event;
 use crate::signal::ExitStatus;
+use crate::text::{human, io_reason};
 
 /// Shortest pause between two probes.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -508,7 +509,7 @@ fn cmd(check: &CmdCheck, env: &ProbeEnv, timeout: Duration) -> Result<(), String
             let _ = child.wait();
             Err(format!(
                 "still running after {}",
-                crate::error::human(timeout)
+                human(timeout)
             ))
         }
         Err(e) => {
@@ -565,21 +566,6 @@ fn wait_child(
         }
         std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(5));
-    }
-}
-
-/// A short lowercase reason for an I/O failure: "connection refused", not
-/// "Connection refused (os error 111)".
-pub(crate) fn io_reason(error: &io::Error) -> String {
-    let text = error.to_string();
-    let text = match text.find(" (os error") {
-        Some(end) => &text[..end],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text.to_owned(),
     }
 }
 
@@ -822,12 +808,5 @@ mod tests {
         assert!(!status.is_match("200"), "2. must not match 200");
         assert!(status.is_match("20"));
         assert_eq!(authority, "localhost:81");
-    }
-
-    #[test]
-    fn io_reasons_are_short_and_lowercase() {
-        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-        assert_eq!(io_reason(&refused), "connection refused");
-        assert_eq!(io_reason(&io::Error::other("Boom")), "boom");
     }
 }
