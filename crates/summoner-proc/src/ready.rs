@@ -507,10 +507,7 @@ fn cmd(check: &CmdCheck, env: &ProbeEnv, timeout: Duration) -> Result<(), String
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!(
-                "still running after {}",
-                human(timeout)
-            ))
+            Err(format!("still running after {}", human(timeout)))
         }
         Err(e) => {
             let _ = child.kill();
@@ -588,7 +585,9 @@ fn ureq_reason(error: &ureq::Error) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Ready,
-    /// The main process exited first (or, for `Ready::Exit`, with a code not accepted).
+    /// The main process exited first (or, for `Ready::Exit`, with a code not accepted), or,
+    /// for a service that daemonized, everything it left running ended first (the status is
+    /// then the last process's).
     Exited(ExitStatus),
     /// The deadline passed; the check's last failure, if it has one.
     TimedOut(Option<String>),
@@ -617,7 +616,11 @@ pub(crate) fn wait(
                             return Outcome::Ready;
                         }
                     }
-                    Some(Event::Exited(status)) => return Outcome::Exited(status),
+                    // A daemon's main process exits once it has forked: keep waiting.
+                    Some(Event::Exited { detached: true, .. }) => {}
+                    Some(Event::Exited { status, .. } | Event::Ended(status)) => {
+                        return Outcome::Exited(status);
+                    }
                     None => {
                         return Outcome::TimedOut(Some(match seen {
                             0 => "no output yet".to_owned(),
@@ -631,10 +634,15 @@ pub(crate) fn wait(
         Plan::Exit => loop {
             match next_event(events, deadline) {
                 Some(Event::Line(_)) => {}
-                Some(Event::Exited(ExitStatus::Code(code))) if accepted.contains(&code) => {
+                Some(Event::Exited {
+                    status: ExitStatus::Code(code),
+                    ..
+                }) if accepted.contains(&code) => {
                     return Outcome::Ready;
                 }
-                Some(Event::Exited(status)) => return Outcome::Exited(status),
+                Some(Event::Exited { status, .. } | Event::Ended(status)) => {
+                    return Outcome::Exited(status);
+                }
                 None => return Outcome::TimedOut(Some("still running".to_owned())),
             }
         },
@@ -692,7 +700,11 @@ fn poll(probe: &Probe, events: &Receiver<Event>, spawned: Instant, deadline: Ins
                 let soonest = last_probe.map_or(now, |last| (last + min_gap).max(now));
                 next_probe = next_probe.min(soonest);
             }
-            Ok(Event::Exited(status)) => return Outcome::Exited(status),
+            // A daemon's main process exits once it has forked: keep probing.
+            Ok(Event::Exited { detached: true, .. }) => {}
+            Ok(Event::Exited { status, .. } | Event::Ended(status)) => {
+                return Outcome::Exited(status);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 std::thread::sleep(next_probe.min(deadline).saturating_duration_since(now));
