@@ -4,7 +4,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -139,7 +138,7 @@ pub struct Executor {
 struct Run {
     pid: u32,
     shim: Child,
-    /// The shim's control pipe: `STOP` starts a stop, closing it after that makes the shim
+    /// The shim's control socket: `STOP` starts a stop, closing it after that makes the shim
     /// SIGKILL whatever is left; `None` once stopped.
     death: Option<std::os::fd::OwnedFd>,
     monitor: Arc<Monitor>,
@@ -472,7 +471,7 @@ fn spawn(cfg: &Config, events: mpsc::Sender<output::Event>) -> Result<Run, Error
         readers: Vec::new(),
         spawned: at,
     };
-    // From here on, dropping `run` closes the death pipe and reaps the shim, so an error while
+    // From here on, dropping `run` closes the control channel and reaps the shim, so an error while
     // starting threads still leaves nothing behind.
     run.status_thread = Some(
         spawn_status_thread(spawned.status, spawned.pid, guard.marker, monitor.clone())
@@ -581,7 +580,7 @@ fn stop(cfg: &Config, run: &mut Run) -> Result<Stopped, Error> {
         }
     }
 
-    // Closing the control pipe makes the shim SIGKILL whatever is left outside the group too.
+    // Closing the control socket makes the shim SIGKILL whatever is left outside the group too.
     finish(run).map_err(stop_error)?;
     // The shim says whether it had to kill anything (a daemon that ignored the stop signal).
     if let Some((_, shim_killed)) = run.monitor.end() {
@@ -616,7 +615,7 @@ fn stop(cfg: &Config, run: &mut Run) -> Result<Stopped, Error> {
     })
 }
 
-/// Closes the death pipe (the shim kills whatever is left and exits), reaps the shim, and
+/// Closes the control channel (the shim kills whatever is left and exits), reaps the shim, and
 /// collects the watcher threads.
 fn finish(run: &mut Run) -> io::Result<()> {
     run.death = None;
@@ -649,11 +648,10 @@ fn signal_group(pgid: libc::pid_t, signal: Signal) -> io::Result<()> {
     }
 }
 
-/// Writes one control byte to the shim. A shim that is gone needs no telling.
+/// Writes one control byte to the shim, if it is still watched.
 fn tell_shim(run: &Run, byte: u8) {
     if let Some(death) = &run.death {
-        // SAFETY: `death` is an open descriptor we own; the buffer is one valid byte.
-        unsafe { libc::write(death.as_raw_fd(), (&raw const byte).cast(), 1) };
+        shim::tell(death, byte);
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! supervisor ──(std spawn)──▶ shim ──(fork)──▶ service (own process group, then exec)
-//!     │ control pipe, write end ────▶ read end: STOP byte, or EOF ("supervisor gone or done")
+//!     │ control socket, one end ────▶ other end: STOP byte, or EOF ("supervisor gone or done")
 //!     │ status pipe, read end ◀────── write end: service pid, its exit, then the shim's end
 //! ```
 //!
@@ -13,7 +13,7 @@
 //! program. The shim never returns from the hook: it closes every inherited descriptor except
 //! its two pipe ends, ignores every catchable signal, becomes a child subreaper (so every
 //! orphaned descendant of the service, daemons included, is reparented to it), reports the
-//! service's pid, and then sleeps in `poll()` on the control pipe and a `signalfd` for SIGCHLD:
+//! service's pid, and then sleeps in `poll()` on the control socket and a `signalfd` for SIGCHLD:
 //!
 //! * the service's main process exits → reap it and report its status, and whether anything
 //!   it started lives on; keep guarding while the shim has children or the group has members,
@@ -149,7 +149,7 @@ pub(crate) struct Spawned {
     pub(crate) pid: u32,
     /// The shim, the supervisor's direct child: `wait()` on it reaps it.
     pub(crate) shim: Child,
-    /// Write end of the control pipe: [`STOP`] starts a stop; closing it tells the shim to
+    /// The supervisor's end of the control channel: [`STOP`] starts a stop; closing it tells the shim to
     /// kill whatever is left and exit.
     pub(crate) death: OwnedFd,
     /// Read end of the status pipe: a [`LeaderExit`], then a [`ShimEnd`].
@@ -161,7 +161,7 @@ pub(crate) struct Spawned {
 /// Spawns `cmd` behind a shim. `cmd` must be fresh: this adds a `pre_exec` hook, sets its
 /// standard streams (stdin null, stdout and stderr piped) and adds the marker variable.
 pub(crate) fn spawn(mut cmd: Command, guard: Guard) -> io::Result<Spawned> {
-    let (death_r, death_w) = cloexec_pipe()?;
+    let (death_r, death_w) = control_pair()?;
     let (status_r, status_w) = cloexec_pipe()?;
     let keep_death = death_r.as_raw_fd();
     let keep_status = status_w.as_raw_fd();
@@ -235,6 +235,41 @@ fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: pipe2/pipe returned two fresh descriptors that nothing else owns.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// The control channel: a close-on-exec Unix socket pair rather than a pipe, so that the
+/// supervisor can send STOP with `MSG_NOSIGNAL`. A write to a pipe whose reader is gone raises
+/// SIGPIPE, which kills a supervisor that restored its default action (Rust ignores it, but a
+/// program embedding this crate may not); the shim sees EOF on it exactly as on a pipe.
+fn control_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let kind = libc::SOCK_STREAM;
+    // SAFETY: `fds` is a valid array of two ints for socketpair to fill.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    for fd in fds {
+        // SAFETY: `fd` was just returned by socketpair() and is open.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// Sends one control byte to the shim; a shim that is gone needs no telling, and its absence
+/// must not raise SIGPIPE.
+pub(crate) fn tell(control: &OwnedFd, byte: u8) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    // SAFETY: `control` is an open socket we own; the buffer is one valid byte.
+    unsafe { libc::send(control.as_raw_fd(), (&raw const byte).cast(), 1, flags) };
 }
 
 fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
@@ -383,13 +418,10 @@ unsafe fn shim_main(service: libc::pid_t, death_r: RawFd, status_w: RawFd, guard
                 if left <= 0 {
                     shim.kill_all();
                 }
-                timeout = if timeout < 0 {
-                    left as libc::c_int
-                } else {
-                    timeout.min(left as libc::c_int)
-                };
+                let left = left.min(i64::from(libc::c_int::MAX)) as libc::c_int;
+                timeout = if timeout < 0 { left } else { timeout.min(left) };
             }
-            // A negative descriptor (the control pipe after EOF) is skipped by poll().
+            // A negative descriptor (the control socket after EOF) is skipped by poll().
             let ready = libc::poll(fds.as_mut_ptr(), 2, timeout);
             if ready > 0 && fds[0].revents != 0 {
                 let mut byte = 0u8;
