@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::signal::ExitStatus;
+use crate::text::{human, io_reason};
 
 /// Why a service could not be started or stopped.
 ///
@@ -47,25 +48,26 @@ pub enum Error {
     )]
     AlreadyRunning { service: String, check: String },
 
-    /// The program could not be run.
-    #[error(
-        "service {service:?} could not be started: cannot run {command:?} ({reason})",
-        reason = crate::ready::io_reason(source)
-    )]
+    /// The program could not be run. The system's reason is the [source](std::error::Error::source),
+    /// not part of the message; [`Error::report`] appends it.
+    #[error("service {service:?} could not be started: cannot run {command:?}")]
     Spawn {
         service: String,
         /// The program that was to be run.
         command: String,
+        #[source]
         source: io::Error,
     },
 
     /// Stopping failed at the system level (a signal could not be sent, the shim could not be
-    /// reaped). The shim still kills the group once the executor is dropped.
-    #[error(
-        "service {service:?} could not be stopped cleanly ({reason})",
-        reason = crate::ready::io_reason(source)
-    )]
-    Stop { service: String, source: io::Error },
+    /// reaped). The shim still kills what is left once the executor is dropped. The system's
+    /// reason is the [source](std::error::Error::source); [`Error::report`] appends it.
+    #[error("service {service:?} could not be stopped cleanly")]
+    Stop {
+        service: String,
+        #[source]
+        source: io::Error,
+    },
 
     /// The readiness check is malformed (an https URL, an invalid status pattern, an empty
     /// command). Nothing was spawned.
@@ -146,8 +148,16 @@ impl Error {
     ///   last output of "redis":
     ///     | 1234:M 22 Nov 2026 00:00:00.000 # Warning: ...
     /// ```
+    ///
+    /// The message is followed by its cause, if it has one, the way `anyhow` prints a chain
+    /// with `{:#}` but with the cause said shortly (`: no such file or directory`): `Display`
+    /// leaves the cause out so that it is printed only once wherever errors are chained.
     pub fn report(&self) -> String {
         let mut out = self.to_string();
+        if let Error::Spawn { source, .. } | Error::Stop { source, .. } = self {
+            out.push_str(": ");
+            out.push_str(&io_reason(source));
+        }
         if matches!(
             self,
             Error::TimedOut { .. } | Error::ExitedBeforeReady { .. }
@@ -170,41 +180,5 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.report())
-    }
-}
-
-/// A duration as people write it: `10s`, `1.5s`, `250ms`, `2m`, `90s`.
-pub(crate) fn human(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis == 0 {
-        return format!("{}µs", duration.as_micros());
-    }
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    if millis.is_multiple_of(60_000) {
-        return format!("{}m", millis / 60_000);
-    }
-    if millis.is_multiple_of(1000) {
-        return format!("{}s", millis / 1000);
-    }
-    let text = format!("{}.{:03}", millis / 1000, millis % 1000);
-    format!("{}s", text.trim_end_matches('0'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        let ms = Duration::from_millis;
-        assert_eq!(human(ms(10_000)), "10s");
-        assert_eq!(human(ms(1_500)), "1.5s");
-        assert_eq!(human(ms(1_250)), "1.25s");
-        assert_eq!(human(ms(250)), "250ms");
-        assert_eq!(human(ms(120_000)), "2m");
-        assert_eq!(human(ms(90_000)), "90s");
-        assert_eq!(human(Duration::from_micros(300)), "300µs");
     }
 }

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -24,8 +24,6 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 /// descendant that left the group and kept the pipes open makes this wait; its reader thread is
 /// then left to finish on its own.
 const DRAIN_WAIT: Duration = Duration::from_millis(100);
-/// The longest pause between two checks of whether the group is empty during stop.
-const GROUP_POLL_MAX: Duration = Duration::from_millis(5);
 
 /// How a service ended when it was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +138,8 @@ pub struct Executor {
 struct Run {
     pid: u32,
     shim: Child,
-    /// Closing it makes the shim SIGKILL the group; `None` once stopped.
+    /// The shim's control socket: `STOP` starts a stop, closing it after that makes the shim
+    /// SIGKILL whatever is left; `None` once stopped.
     death: Option<std::os::fd::OwnedFd>,
     monitor: Arc<Monitor>,
     status_thread: Option<JoinHandle<()>>,
@@ -442,7 +441,12 @@ fn spawn(cfg: &Config, events: mpsc::Sender<output::Event>) -> Result<Run, Error
     if let Some(cwd) = &cfg.cwd {
         command.current_dir(cwd);
     }
-    let spawned = shim::spawn(command).map_err(spawn_error)?;
+    let guard = shim::Guard {
+        stop_signal: cfg.stop_signal.as_raw(),
+        grace_ms: i64::try_from(cfg.grace.as_millis()).unwrap_or(i64::MAX / 2),
+        marker: shim::Marker::new(),
+    };
+    let spawned = shim::spawn(command, guard).map_err(spawn_error)?;
     let at = Instant::now();
 
     let observers = cfg
@@ -454,6 +458,7 @@ fn spawn(cfg: &Config, events: mpsc::Sender<output::Event>) -> Result<Run, Error
     let monitor = Arc::new(Monitor::new(
         cfg.name.clone(),
         observers,
+        cfg.exit_codes.clone(),
         cfg.tail_lines,
         events,
     ));
@@ -466,10 +471,11 @@ fn spawn(cfg: &Config, events: mpsc::Sender<output::Event>) -> Result<Run, Error
         readers: Vec::new(),
         spawned: at,
     };
-    // From here on, dropping `run` closes the death pipe and reaps the shim, so an error while
+    // From here on, dropping `run` closes the control channel and reaps the shim, so an error while
     // starting threads still leaves nothing behind.
     run.status_thread = Some(
-        spawn_status_thread(spawned.status, spawned.pid, monitor.clone()).map_err(spawn_error)?,
+        spawn_status_thread(spawned.status, spawned.pid, guard.marker, monitor.clone())
+            .map_err(spawn_error)?,
     );
     run.readers.push(
         output::spawn_reader(spawned.stdout, Stream::Stdout, monitor.clone())
@@ -480,25 +486,45 @@ fn spawn(cfg: &Config, events: mpsc::Sender<output::Event>) -> Result<Run, Error
     Ok(run)
 }
 
-/// Blocks on the status pipe, so the exit of the main process is an event, not a poll.
+/// Blocks on the status pipe, so that the exit of the main process, and the end of everything
+/// the service started, are events, not polls.
 fn spawn_status_thread(
     mut status: File,
     pid: u32,
+    marker: shim::Marker,
     monitor: Arc<Monitor>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("pid {pid}:status"))
         .spawn(move || {
-            let mut raw = [0u8; 4];
-            match status.read_exact(&mut raw) {
-                Ok(()) => monitor.exited(ExitStatus::from_raw(i32::from_ne_bytes(raw))),
-                Err(_) => {
-                    // The shim is gone without reporting: stop() gave up waiting after SIGKILL,
-                    // or someone SIGKILLed the shim. Either way the group is unguarded now;
-                    // kill it ourselves and say so.
-                    // SAFETY: kill takes plain integers; the group id is our service's.
+            // The shim is gone without reporting: stop() gave up waiting after SIGKILL, or
+            // someone SIGKILLed the shim. Either way what it guarded is unguarded now, and its
+            // orphans went to another reaper: kill them ourselves, by their mark.
+            let kill_marked = || {
+                shim::sweep(&marker, |pid| {
+                    // SAFETY: kill takes plain integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                });
+            };
+            match shim::read_leader_exit(&mut status) {
+                Some(exit) => {
+                    monitor.exited(ExitStatus::from_raw(exit.status), exit.lingering);
+                }
+                None => {
+                    // SAFETY: kill takes plain integers; the group id is our service's, and
+                    // the main process was never reported reaped.
                     unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
-                    monitor.exited(ExitStatus::Signal(Signal::SIGKILL));
+                    kill_marked();
+                    monitor.exited(ExitStatus::Signal(Signal::SIGKILL), false);
+                    monitor.ended(ExitStatus::Signal(Signal::SIGKILL), true);
+                    return;
+                }
+            }
+            match shim::read_end(&mut status) {
+                Some(end) => monitor.ended(ExitStatus::from_raw(end.last_status), end.killed),
+                None => {
+                    kill_marked();
+                    monitor.ended(ExitStatus::Signal(Signal::SIGKILL), true);
                 }
             }
         })
@@ -515,35 +541,51 @@ fn stop(cfg: &Config, run: &mut Run) -> Result<Stopped, Error> {
     let mut failure = None;
 
     let exited_before = run.monitor.begin_stop();
-    // A shim that has exited saw the main process reaped and the group empty: there is nothing
-    // to signal, and the group id may by now belong to an unrelated process group.
-    let nothing_left = exited_before.is_some() && matches!(run.shim.try_wait(), Ok(Some(_)));
+    // A shim that has reported its end saw the main process reaped, no child left and the
+    // group empty: there is nothing to signal, and the group id may by now belong to an
+    // unrelated process group.
+    let nothing_left = run.monitor.end().is_some();
     if !nothing_left {
+        // The shim signals the descendants that left the group (daemons); the group is ours.
+        tell_shim(run, shim::STOP);
         // Signal the whole group, also when the main process has already exited: helpers it
-        // forked may still run.
-        if let Err(e) = signal_group(pgid, cfg.stop_signal) {
-            failure.get_or_insert(e);
-        }
-        // A suspended process (SIGSTOP, Ctrl-Z) would only see the signal once continued;
-        // SIGCONT lets it act on it now, as systemd does. Running processes ignore it.
-        if cfg.stop_signal != Signal::SIGKILL {
-            let _ = signal_group(pgid, Signal::from_raw(libc::SIGCONT));
+        // forked may still run. Once it has been reaped, only while members are left, so that
+        // an empty group's id, free for reuse, is never signalled.
+        if exited_before.is_none() || !shim::group_is_empty(pgid) {
+            if let Err(e) = signal_group(pgid, cfg.stop_signal) {
+                failure.get_or_insert(e);
+            }
+            // A suspended process (SIGSTOP, Ctrl-Z) would only see the signal once continued;
+            // SIGCONT lets it act on it now, as systemd does. Running processes ignore it.
+            if cfg.stop_signal != Signal::SIGKILL {
+                let _ = signal_group(pgid, Signal::from_raw(libc::SIGCONT));
+            }
         }
     }
     let mut status = run.monitor.wait_exit(Some(deadline));
-    let empty = nothing_left || (status.is_some() && wait_group_empty(pgid, deadline));
+    // The shim's end is the event "nothing is left": no child (descendants, daemons included,
+    // are all its children or theirs) and no member of the group.
+    let ended = nothing_left || (status.is_some() && run.monitor.wait_end(deadline));
     let mut killed = false;
-    if !empty {
-        killed = !shim::group_is_empty(pgid);
-        if let Err(e) = signal_group(pgid, Signal::SIGKILL) {
-            failure.get_or_insert(e);
+    if !ended {
+        // The main process is alive (so the group id is held) or the group still has members.
+        if status.is_none() || !shim::group_is_empty(pgid) {
+            killed = true;
+            if let Err(e) = signal_group(pgid, Signal::SIGKILL) {
+                failure.get_or_insert(e);
+            }
         }
         if status.is_none() {
             status = run.monitor.wait_exit(Some(Instant::now() + KILL_WAIT));
         }
     }
 
+    // Closing the control socket makes the shim SIGKILL whatever is left outside the group too.
     finish(run).map_err(stop_error)?;
+    // The shim says whether it had to kill anything (a daemon that ignored the stop signal).
+    if let Some((_, shim_killed)) = run.monitor.end() {
+        killed |= shim_killed;
+    }
     if let Some(e) = failure {
         return Err(stop_error(e));
     }
@@ -573,7 +615,7 @@ fn stop(cfg: &Config, run: &mut Run) -> Result<Stopped, Error> {
     })
 }
 
-/// Closes the death pipe (the shim kills whatever is left and exits), reaps the shim, and
+/// Closes the control channel (the shim kills whatever is left and exits), reaps the shim, and
 /// collects the watcher threads.
 fn finish(run: &mut Run) -> io::Result<()> {
     run.death = None;
@@ -606,29 +648,20 @@ fn signal_group(pgid: libc::pid_t, signal: Signal) -> io::Result<()> {
     }
 }
 
-/// Waits until the process group is empty or `deadline` passes, checking with `kill(-pgid, 0)`
-/// at growing intervals (50 µs up to 5 ms). The shim reaps members as they die, so once the
-/// main process has exited this usually succeeds at the first check.
-fn wait_group_empty(pgid: libc::pid_t, deadline: Instant) -> bool {
-    let mut pause = Duration::from_micros(50);
-    loop {
-        if shim::group_is_empty(pgid) {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        thread::sleep(pause.min(left));
-        pause = (pause * 2).min(GROUP_POLL_MAX);
+/// Writes one control byte to the shim, if it is still watched.
+fn tell_shim(run: &Run, byte: u8) {
+    if let Some(death) = &run.death {
+        shim::tell(death, byte);
     }
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
         if self.death.is_some() {
-            // Not stopped properly (a cancelled async start, a failed thread spawn): closing the
-            // death pipe makes the shim SIGKILL the group; reap it.
+            // Not stopped properly (a failed thread spawn): STOP then EOF makes the shim
+            // SIGKILL everything at once (EOF alone would give the service its grace period);
+            // reap it.
+            tell_shim(self, shim::STOP);
             self.death = None;
             let _ = self.shim.wait();
         }

@@ -49,9 +49,12 @@
 //!
 //! Every service runs in its own process group behind a tiny *shim* process that watches a
 //! pipe from the supervisor: whether the supervisor calls `stop()`, drops the executor,
-//! panics, or is killed with SIGKILL, the group is killed and reaped. A descendant that calls
-//! `setsid()` or `setpgid()` to leave the group escapes, as with every tool that does not use
-//! cgroups. See `docs/proc.md` for the design.
+//! panics, or is killed with SIGKILL, everything the service started is stopped and reaped.
+//! That includes daemons that double-fork and call `setsid()` to leave the group: the shim is
+//! their subreaper, finds them among its descendants, and sends them the stop signal too. A
+//! service whose main process exits with an accepted code while such processes live on has
+//! daemonized: it is ready when its check passes, as usual. See `docs/proc.md` for the
+//! design.
 //!
 //! # Platform
 //!
@@ -75,6 +78,7 @@ mod output;
 mod ready;
 mod shim;
 mod signal;
+mod text;
 
 pub use error::{DependencyProblem, Error};
 pub use executor::{Executor, Service, Stopped};

@@ -57,7 +57,10 @@ pub trait Observer: Send + Sync {
         let _ = (service, took);
     }
 
-    /// The service's main process ended by itself (not because `stop()` asked it to).
+    /// The service ended by itself (not because `stop()` asked it to): its main process
+    /// exited, or, for a service that daemonized (its main process exited with an accepted code
+    /// while processes it started lived on), the last of those ended; `status` is then that
+    /// process's.
     fn exited(&self, service: &str, status: ExitStatus) {
         let _ = (service, status);
     }
@@ -68,7 +71,14 @@ pub trait Observer: Send + Sync {
 #[derive(Debug)]
 pub(crate) enum Event {
     Line(String),
-    Exited(ExitStatus),
+    /// The main process exited. `detached` when it exited with an accepted code while
+    /// processes it started live on: the service daemonized and is not over.
+    Exited {
+        status: ExitStatus,
+        detached: bool,
+    },
+    /// Nothing of the service is left; the status is the last process's. Comes after `Exited`.
+    Ended(ExitStatus),
 }
 
 /// Splits a byte stream into lines, cutting any line at `max` bytes.
@@ -139,6 +149,9 @@ pub(crate) struct Monitor {
     name: String,
     /// Hear lines and unrequested exits: the executor's own observer and its orchestrator's.
     observers: Vec<Arc<dyn Observer>>,
+    /// The exit codes that count as success: a main process that exits with one while
+    /// processes it started live on has daemonized.
+    accepted: Vec<i32>,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -150,6 +163,11 @@ struct State {
     /// a channel nobody reads.
     start_tx: Option<Sender<Event>>,
     exit: Option<ExitStatus>,
+    /// The main process exited with an accepted code, leaving processes behind.
+    detached: bool,
+    /// Set once nothing of the service is left (the shim's last word): the last process's
+    /// status, and whether anything had to be SIGKILLed.
+    end: Option<(ExitStatus, bool)>,
     open_streams: usize,
     /// Set by `stop()`, so that an exit it caused is not reported as an exit "by itself".
     stopping: bool,
@@ -159,17 +177,21 @@ impl Monitor {
     pub(crate) fn new(
         name: String,
         observers: Vec<Arc<dyn Observer>>,
+        accepted: Vec<i32>,
         tail_lines: usize,
         start_tx: Sender<Event>,
     ) -> Monitor {
         Monitor {
             name,
             observers,
+            accepted,
             state: Mutex::new(State {
                 tail: VecDeque::with_capacity(tail_lines.min(1024)),
                 tail_lines,
                 start_tx: Some(start_tx),
                 exit: None,
+                detached: false,
+                end: None,
                 open_streams: 2,
                 stopping: false,
             }),
@@ -215,17 +237,22 @@ impl Monitor {
     }
 
     /// Records the main process's exit, wakes whoever waits for it, and tells the observer if
-    /// nobody asked for it.
-    pub(crate) fn exited(&self, status: ExitStatus) {
+    /// nobody asked for it, unless the service daemonized: `lingering` says processes it
+    /// started were still running, and with an accepted exit code that means the service lives
+    /// on in them (its end is reported by [`ended`](Monitor::ended)).
+    pub(crate) fn exited(&self, status: ExitStatus, lingering: bool) {
         let mut state = self.lock();
         if state.exit.is_some() {
             return;
         }
+        let detached =
+            lingering && matches!(status, ExitStatus::Code(code) if self.accepted.contains(&code));
         state.exit = Some(status);
+        state.detached = detached;
         if let Some(tx) = &state.start_tx {
-            let _ = tx.send(Event::Exited(status));
+            let _ = tx.send(Event::Exited { status, detached });
         }
-        let by_itself = !state.stopping;
+        let by_itself = !state.stopping && !detached;
         self.changed.notify_all();
         drop(state);
         if by_itself {
@@ -237,6 +264,52 @@ impl Monitor {
                 observer.exited(&self.name, status);
             }
         }
+    }
+
+    /// Records that nothing of the service is left: `last` is the status of the last process
+    /// reaped, `killed` whether one had to be SIGKILLed. For a daemonized service that nobody
+    /// asked to stop, this is its unrequested exit.
+    pub(crate) fn ended(&self, last: ExitStatus, killed: bool) {
+        let mut state = self.lock();
+        if state.end.is_some() {
+            return;
+        }
+        state.end = Some((last, killed));
+        if let Some(tx) = &state.start_tx {
+            let _ = tx.send(Event::Ended(last));
+        }
+        let report = state.detached && !state.stopping;
+        self.changed.notify_all();
+        drop(state);
+        if report {
+            for observer in &self.observers {
+                observer.exited(&self.name, last);
+            }
+        }
+    }
+
+    /// Whether nothing of the service is left, and if so whether anything had to be
+    /// SIGKILLed.
+    pub(crate) fn end(&self) -> Option<(ExitStatus, bool)> {
+        self.lock().end
+    }
+
+    /// Waits until nothing of the service is left, or `deadline` passes. Returns whether it
+    /// ended.
+    pub(crate) fn wait_end(&self, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        while state.end.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Ends the start phase: later lines go to the tail and the observer only.

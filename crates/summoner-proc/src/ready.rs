@@ -20,6 +20,7 @@ use regex::Regex;
 
 use crate::output::Event;
 use crate::signal::ExitStatus;
+use crate::text::{human, io_reason};
 
 /// Shortest pause between two probes.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -562,10 +563,7 @@ fn cmd(check: &CmdCheck, env: &ProbeEnv, timeout: Duration) -> Result<(), String
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!(
-                "still running after {}",
-                crate::error::human(timeout)
-            ))
+            Err(format!("still running after {}", human(timeout)))
         }
         Err(e) => {
             let _ = child.kill();
@@ -624,21 +622,6 @@ fn wait_child(
     }
 }
 
-/// A short lowercase reason for an I/O failure: "connection refused", not
-/// "Connection refused (os error 111)".
-pub(crate) fn io_reason(error: &io::Error) -> String {
-    let text = error.to_string();
-    let text = match text.find(" (os error") {
-        Some(end) => &text[..end],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text.to_owned(),
-    }
-}
-
 /// The one-line gist of a regex error; its `Display` draws a multi-line diagram.
 fn regex_reason(error: &regex::Error) -> String {
     let text = error.to_string();
@@ -658,7 +641,9 @@ fn ureq_reason(error: &ureq::Error) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Ready,
-    /// The main process exited first (or, for `Ready::Exit`, with a code not accepted).
+    /// The main process exited first (or, for `Ready::Exit`, with a code not accepted), or,
+    /// for a service that daemonized, everything it left running ended first (the status is
+    /// then the last process's).
     Exited(ExitStatus),
     /// The deadline passed; the check's last failure, if it has one.
     TimedOut(Option<String>),
@@ -687,7 +672,11 @@ pub(crate) fn wait(
                             return Outcome::Ready;
                         }
                     }
-                    Some(Event::Exited(status)) => return Outcome::Exited(status),
+                    // A daemon's main process exits once it has forked: keep waiting.
+                    Some(Event::Exited { detached: true, .. }) => {}
+                    Some(Event::Exited { status, .. } | Event::Ended(status)) => {
+                        return Outcome::Exited(status);
+                    }
                     None => {
                         return Outcome::TimedOut(Some(match seen {
                             0 => "no output yet".to_owned(),
@@ -701,10 +690,15 @@ pub(crate) fn wait(
         Plan::Exit => loop {
             match next_event(events, deadline) {
                 Some(Event::Line(_)) => {}
-                Some(Event::Exited(ExitStatus::Code(code))) if accepted.contains(&code) => {
+                Some(Event::Exited {
+                    status: ExitStatus::Code(code),
+                    ..
+                }) if accepted.contains(&code) => {
                     return Outcome::Ready;
                 }
-                Some(Event::Exited(status)) => return Outcome::Exited(status),
+                Some(Event::Exited { status, .. } | Event::Ended(status)) => {
+                    return Outcome::Exited(status);
+                }
                 None => return Outcome::TimedOut(Some("still running".to_owned())),
             }
         },
@@ -762,7 +756,11 @@ fn poll(probe: &Probe, events: &Receiver<Event>, spawned: Instant, deadline: Ins
                 let soonest = last_probe.map_or(now, |last| (last + min_gap).max(now));
                 next_probe = next_probe.min(soonest);
             }
-            Ok(Event::Exited(status)) => return Outcome::Exited(status),
+            // A daemon's main process exits once it has forked: keep probing.
+            Ok(Event::Exited { detached: true, .. }) => {}
+            Ok(Event::Exited { status, .. } | Event::Ended(status)) => {
+                return Outcome::Exited(status);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 std::thread::sleep(next_probe.min(deadline).saturating_duration_since(now));
@@ -892,12 +890,5 @@ mod tests {
         assert!(!status.matches(200), "2. must not match 200");
         assert!(status.matches(20));
         assert_eq!(authority, "localhost:81");
-    }
-
-    #[test]
-    fn io_reasons_are_short_and_lowercase() {
-        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-        assert_eq!(io_reason(&refused), "connection refused");
-        assert_eq!(io_reason(&io::Error::other("Boom")), "boom");
     }
 }

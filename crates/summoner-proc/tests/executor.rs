@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Recorder, exists, read_pids, wait_gone};
+use common::{Helper, Recorder, exists, helper_mode, read_pids, report_and_wait, tool, wait_gone};
 use summoner_proc::{Error, Executor, ExitStatus, Ready, Signal};
 
 fn up() -> Ready {
@@ -99,7 +97,7 @@ fn leftovers_of_an_exited_main_process_are_stopped_too() {
 #[test]
 fn a_service_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let mut service = Executor::new([
-        "python3",
+        tool("python3"),
         "-c",
         "import signal, time\n\
          signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
@@ -149,7 +147,7 @@ fn sigkill_as_the_stop_signal_is_a_success() {
 #[test]
 fn another_stop_signal_is_sent_when_asked() {
     let mut service = Executor::new([
-        "python3",
+        tool("python3"),
         "-c",
         "import signal, sys, time\n\
          signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
@@ -382,7 +380,7 @@ fn an_executor_can_start_again_after_stop() {
 fn a_line_longer_than_64_kib_is_cut_and_does_not_block() {
     // 3 MiB without a newline, then the banner.
     let mut service = Executor::new([
-        "python3",
+        tool("python3"),
         "-c",
         "import sys, time\n\
          sys.stdout.write('x' * (3 << 20))\n\
@@ -399,77 +397,33 @@ fn a_line_longer_than_64_kib_is_cut_and_does_not_block() {
     service.stop().unwrap();
 }
 
-/// Acts as a supervisor process for `a_supervisor_killed_with_sigkill_takes_its_services_along`
-/// when run with SUMMONER_TEST_CHILD=1; does nothing otherwise.
+/// Not a test: the supervisor process that
+/// `a_supervisor_killed_with_sigkill_takes_its_services_along` runs and kills.
 #[test]
-fn supervisor_child() {
-    if std::env::var_os("SUMMONER_TEST_CHILD").is_none() {
-        return;
-    }
+#[ignore = "a helper process, run by another test"]
+fn helper_supervisor() {
+    helper_mode("helper_supervisor");
     let mut service = Executor::shell(
         "sleep 1000 & echo pid $!; sleep 1000 & echo pid $!; echo pid $$; echo up; wait",
     )
     .ready(up());
     service.start().unwrap();
-    for line in service.tail() {
-        if let Some(pid) = line.strip_prefix("pid ") {
-            println!("PID {pid}");
-        }
-    }
-    println!("READY");
-    loop {
-        std::thread::park();
-    }
+    let pids: Vec<u32> = service
+        .tail()
+        .iter()
+        .filter_map(|line| line.strip_prefix("pid ")?.parse().ok())
+        .collect();
+    report_and_wait(&pids);
 }
 
 #[test]
 fn a_supervisor_killed_with_sigkill_takes_its_services_along() {
-    let mut supervisor = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "supervisor_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SUMMONER_TEST_CHILD", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill and reap the supervisor even if an assertion below fails first.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = supervisor.stdout.take().unwrap();
-    let mut supervisor = Reap(supervisor);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut pids = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            // The harness prints "test supervisor_child ... " without a newline first.
-            if let Some(at) = line.find("PID ") {
-                pids.push(line[at + 4..].trim().parse::<u32>().unwrap());
-            } else if line.ends_with("READY") {
-                let _ = tx.send(pids);
-                return;
-            }
-        }
-    });
-    let pids = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the supervisor child reports its service's pids");
+    let mut supervisor = Helper::start("helper_supervisor", "group");
+    let pids = supervisor.pids.clone();
     assert_eq!(pids.len(), 3);
     assert!(pids.iter().all(|&pid| exists(pid)));
 
-    // SIGKILL: no Drop, no cleanup code runs in the supervisor.
-    supervisor.0.kill().unwrap();
-    supervisor.0.wait().unwrap();
+    supervisor.kill();
     for pid in pids {
         wait_gone(pid);
     }

@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::free_port;
+use common::{free_port, tool};
 use regex::Regex;
 use summoner_proc::{DependencyProblem, Error, Executor, ExitStatus, Orchestrator, Ready, Signal};
 
@@ -25,18 +25,29 @@ fn normalise(text: &str, port: Option<u16>, dir: Option<&std::path::Path>) -> St
         .into_owned()
 }
 
+/// The stop signal of the tests whose report must show output printed before the timeout:
+/// its default action is to do nothing, so a stop that comes before the service has printed
+/// cannot end it. The service ends itself on it only once it has printed (or, if the signal
+/// came even before the service set its trap, the grace period's SIGKILL ends it later), so
+/// the lines are in the report however long the machine takes, with no assumption on time.
+const NOT_BEFORE_PRINTED: Signal = Signal::from_raw(libc::SIGWINCH);
+
+/// Long enough never to matter, except as the bound on the rare run described above.
+const LONG_GRACE: Duration = Duration::from_secs(30);
+
 #[test]
 fn timed_out() {
     let port = free_port();
     let mut service = Executor::shell(
         // One stream only: lines of stdout and stderr race each other into the tail.
-        "echo 'loading config' >&2; echo 'binding is slow today' >&2; exec sleep 1000",
+        "echo 'loading config' >&2; echo 'binding is slow today' >&2; \
+         sleep 1000 & trap 'kill $!; exit 0' WINCH; wait",
     )
     .name("redis")
     .ready(Ready::tcp(format!("127.0.0.1:{port}")))
-    // Long enough for the lines to be printed first even on a loaded machine.
     .timeout(Duration::from_secs(1))
-    .grace(Duration::from_secs(2));
+    .stop_signal(NOT_BEFORE_PRINTED)
+    .grace(LONG_GRACE);
     let error = service.start().unwrap_err();
     insta::assert_snapshot!(normalise(&error.report(), Some(port), None));
 }
@@ -87,7 +98,7 @@ fn killed_before_ready() {
 fn already_running() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let mut service = Executor::new(["redis-server", "--port", &port.to_string()])
+    let mut service = Executor::new([tool("redis-server"), "--port", &port.to_string()])
         .name("redis")
         .ready(Ready::tcp(format!("127.0.0.1:{port}")));
     let error = service.start().unwrap_err();
@@ -99,6 +110,16 @@ fn spawn_failure() {
     let mut service = Executor::new(["no-such-program-summoner", "--port", "1"]).name("ghost");
     let error = service.start().unwrap_err();
     insta::assert_snapshot!(error.report());
+    // The cause is the source, not part of the message, so that a chain printed the way
+    // anyhow's `{:#}` prints it says it once.
+    let source = std::error::Error::source(&error).expect("the io error is the source");
+    assert!(!error.to_string().contains(&source.to_string()), "{error}");
+    let chain = format!("{error}: {source}");
+    assert_eq!(
+        chain.matches("No such file or directory").count(),
+        1,
+        "{chain}"
+    );
 }
 
 #[test]
@@ -183,23 +204,21 @@ fn redis_timeout_shows_its_log_normalised() {
     // A real redis on a port that is not the one checked: the report shows redis's own lines.
     let port = free_port();
     let checked = free_port();
-    let mut redis = Executor::new([
-        "redis-server",
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--loglevel",
-        "warning",
-    ])
+    // A shell runs redis, and on the stop signal waits until redis answers (so it has logged),
+    // then asks it to shut down, which it logs too.
+    let mut redis = Executor::shell(format!(
+        "{redis} --port {port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & \
+         trap 'until {cli} -p {port} ping >/dev/null 2>&1; do sleep 0.01; done; \
+               kill $!; wait $!; exit 0' WINCH; \
+         wait",
+        redis = tool("redis-server"),
+        cli = tool("redis-cli"),
+    ))
     .name("redis")
     .ready(Ready::tcp(format!("127.0.0.1:{checked}")))
-    // Long enough for redis to log its start-up warnings first even on a loaded machine.
     .timeout(Duration::from_millis(1500))
+    .stop_signal(NOT_BEFORE_PRINTED)
+    .grace(LONG_GRACE)
     .tail_lines(1);
     let error = redis.start().unwrap_err();
     let text = normalise(&error.report(), Some(checked), None);

@@ -6,13 +6,13 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{TCP_SERVER, UNIX_SERVER, exists, free_port, read_pids};
+use common::{TCP_SERVER, UNIX_SERVER, exists, free_port, read_pids, tool};
 use summoner_proc::{Error, Executor, ExitStatus, Ready};
 
 #[test]
 fn tcp_readiness_with_a_python_server() {
     let port = free_port();
-    let mut server = Executor::new(["python3", "-c", TCP_SERVER, &port.to_string()])
+    let mut server = Executor::new([tool("python3"), "-c", TCP_SERVER, &port.to_string()])
         .ready(Ready::tcp(format!("127.0.0.1:{port}")))
         .timeout(Duration::from_secs(20));
     server.start().unwrap();
@@ -27,7 +27,7 @@ fn http_readiness_with_status_and_body() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("health"), "all ok\n").unwrap();
     let mut server = Executor::new([
-        "python3",
+        tool("python3"),
         "-m",
         "http.server",
         &port.to_string(),
@@ -66,7 +66,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
-    let mut server = Executor::new(["python3", "-c", script, &port.to_string()])
+    let mut server = Executor::new([tool("python3"), "-c", script, &port.to_string()])
         .ready(Ready::http(format!("http://127.0.0.1:{port}/")).body_contains("ready"))
         .timeout(Duration::from_secs(20));
     server.start().unwrap();
@@ -78,7 +78,7 @@ fn http_head_requests_and_custom_status_patterns() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut server = Executor::new([
-        "python3",
+        tool("python3"),
         "-m",
         "http.server",
         &port.to_string(),
@@ -113,7 +113,7 @@ fn https_is_refused_before_anything_runs() {
 fn redis_is_ready_when_its_port_answers() {
     let port = free_port();
     let mut redis = Executor::new([
-        "redis-server",
+        tool("redis-server"),
         "--port",
         &port.to_string(),
         "--bind",
@@ -135,7 +135,7 @@ fn redis_is_ready_when_its_port_answers() {
 fn redis_is_ready_when_it_says_so() {
     let port = free_port();
     let mut redis = Executor::new([
-        "redis-server",
+        tool("redis-server"),
         "--port",
         &port.to_string(),
         "--bind",
@@ -173,7 +173,7 @@ fn ping(port: u16) {
 fn unix_socket_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("server.sock");
-    let mut server = Executor::new(["python3", "-c", UNIX_SERVER, socket.to_str().unwrap()])
+    let mut server = Executor::new([tool("python3"), "-c", UNIX_SERVER, socket.to_str().unwrap()])
         .ready(Ready::unix(&socket))
         .timeout(Duration::from_secs(20));
     server.start().unwrap();
@@ -221,7 +221,7 @@ fn cmd_readiness_runs_a_program_until_it_succeeds() {
 #[test]
 fn cmd_readiness_with_a_shell_command_and_the_service_environment() {
     let port = free_port();
-    let mut server = Executor::new(["python3", "-c", TCP_SERVER, &port.to_string()])
+    let mut server = Executor::new([tool("python3"), "-c", TCP_SERVER, &port.to_string()])
         .env("PROBE_PORT", port.to_string())
         .ready(Ready::cmd_shell(
             "python3 -c 'import os, socket; socket.create_connection((\"127.0.0.1\", int(os.environ[\"PROBE_PORT\"])))'",
@@ -271,7 +271,7 @@ fn exit_readiness_with_accepted_codes() {
 #[test]
 fn output_readiness_behind_a_mebibyte_of_output() {
     let mut service = Executor::new([
-        "python3",
+        tool("python3"),
         "-c",
         "import sys, time\n\
          line = 'x' * 1023 + '\\n'\n\
