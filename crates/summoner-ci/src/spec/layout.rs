@@ -860,6 +860,31 @@ mod tests {
         assert_eq!(explain(text, 6), None);
     }
 
+    /// Valid YAML that earlier versions of the scanner blamed, found by
+    /// `valid_yaml_has_nothing_to_explain` (its seeds are in proptest-regressions/).
+    #[test]
+    fn valid_yaml_found_by_the_property_test_has_nothing_to_explain() {
+        for text in [
+            // A flow mapping whose second line goes back to the key's indentation.
+            "a:\n  b: { o\n  utput: 'x' }\n  c: d\n",
+            // Quotes inside plain scalars of a flow mapping.
+            "a: { b: c, d:' e }\n",
+            "a: { b: c, d: e '}\n",
+            // An anchor before a key.
+            "a:\n  &x b: c\n  d: e\n",
+            // An implicit null key.
+            "a: b\n: c:\n  - d\n",
+            // A tab before the first node is separation.
+            "\ta:\n  b: c\n",
+            // A double-quoted string closed at column 1.
+            "a:\n  b: \"x\n\"\n",
+        ] {
+            let lines = text.split('\n').count();
+            assert!(parse_document(text).is_ok(), "{text:?}");
+            assert_eq!(explain(text, lines), None, "{text:?}");
+        }
+    }
+
     #[test]
     fn block_scalars_are_skipped() {
         let text = "steps:\n  - run: |\n      echo a\n      \tnot indentation\n      b: c\n";
