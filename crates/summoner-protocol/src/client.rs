@@ -539,11 +539,12 @@ mod tests {
         prop_oneof![9 => object, 1 => value()]
     }
 
-    /// The number of cases: `SUMMONER_FUZZ_CASES` (see docs/fuzzing.md), else `default`.
+    /// The number of cases: `SUMMONER_FUZZ_CASES`, else `PROPTEST_CASES`, else `default`
+    /// (see docs/fuzzing.md).
     fn cases(default: u32) -> u32 {
-        std::env::var("SUMMONER_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
+        ["SUMMONER_FUZZ_CASES", "PROPTEST_CASES"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok()?.parse().ok())
             .unwrap_or(default)
     }
 

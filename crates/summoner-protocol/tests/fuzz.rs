@@ -200,11 +200,19 @@ mod regressions {
     /// different number. With `float_roundtrip` the echoed id reads back as the same id.
     #[test]
     fn a_huge_numeric_id_survives_the_echo() {
-        for id in ["118446744073709551616", "1.1844674407370955e20", "0.30000000000000004"] {
+        for id in [
+            "118446744073709551616",
+            "1.1844674407370955e20",
+            "0.30000000000000004",
+        ] {
             let text = format!(r#"{{"type":"cancel","id":{id}}}"#);
             let msg = ClientMessage::parse(&text).unwrap();
             let echoed = serde_json::to_string(&msg).unwrap();
-            assert_eq!(ClientMessage::parse(&echoed).unwrap(), msg, "{text} -> {echoed}");
+            assert_eq!(
+                ClientMessage::parse(&echoed).unwrap(),
+                msg,
+                "{text} -> {echoed}"
+            );
         }
     }
 

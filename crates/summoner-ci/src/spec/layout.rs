@@ -972,11 +972,12 @@ mod tests {
         }
     }
 
-    /// The number of cases: `SUMMONER_FUZZ_CASES` when set, else `default`.
+    /// The number of cases: `SUMMONER_FUZZ_CASES`, else `PROPTEST_CASES`, else `default`
+    /// (see docs/fuzzing.md).
     pub(crate) fn cases(default: u32) -> u32 {
-        std::env::var("SUMMONER_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
+        ["SUMMONER_FUZZ_CASES", "PROPTEST_CASES"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok()?.parse().ok())
             .unwrap_or(default)
     }
 }
