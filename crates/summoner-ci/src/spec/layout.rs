@@ -14,7 +14,7 @@
 //! further down. A property test checks that it finds nothing to blame in text the parser
 //! accepts.
 
-use super::raw::{Pos, quote_short};
+use super::raw::{MAX_DEPTH, Pos, quote_short};
 
 /// A likely mistake: where it is and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,14 +361,20 @@ impl Scanner {
         if indent == 0 && chars[0] == '%' {
             return Step::Go;
         }
-        let Some(token) = self.token(number, chars, indent) else {
+        let Some(token) = self.token(number, chars, indent, 0) else {
             return Step::GiveUp;
         };
         self.place(number, indent, token)
     }
 
     /// Reads the token at `at`, recording a block scalar or an unclosed construct it opens.
-    fn token(&mut self, number: usize, chars: &[char], at: usize) -> Option<Token> {
+    /// `depth` counts the dashes and anchors before it on the line.
+    fn token(&mut self, number: usize, chars: &[char], at: usize, depth: usize) -> Option<Token> {
+        // A line of thousands of `- ` is refused by the parser for its depth; reading it
+        // here must not recurse that deep either.
+        if depth > MAX_DEPTH {
+            return None;
+        }
         let c = chars[at];
         if matches!(c, '?' | ':') && chars.get(at + 1).is_none_or(|c| c.is_whitespace()) {
             // Explicit keys and values are too rare in build specs to be worth following.
@@ -383,14 +389,14 @@ impl Scanner {
             return if chars[next] == '#' {
                 None
             } else {
-                self.token(number, chars, next)
+                self.token(number, chars, next, depth + 1)
             };
         }
         if c == '-' && chars.get(at + 1).is_none_or(|c| *c == ' ') {
             let next = (at + 1..chars.len()).find(|&i| chars[i] != ' ');
             let rest = match next {
                 Some(i) if chars[i] != '#' => {
-                    let token = self.token(number, chars, i)?;
+                    let token = self.token(number, chars, i, depth + 1)?;
                     Some(Box::new((i, token)))
                 }
                 _ => None,
@@ -890,6 +896,12 @@ mod tests {
         let text = "steps:\n  - run: |\n      echo a\n      \tnot indentation\n      b: c\n";
         assert!(parse_document(text).is_ok(), "{:?}", parse_document(text));
         assert_eq!(explain(text, 5), None);
+    }
+
+    #[test]
+    fn deep_lines_make_it_give_up_without_recursing() {
+        let text = format!("a:\n  b: c\n {}x\n", "- ".repeat(100_000));
+        assert_eq!(explain(&text, 3), None);
     }
 
     #[test]
