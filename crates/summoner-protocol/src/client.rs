@@ -539,12 +539,31 @@ mod tests {
         prop_oneof![9 => object, 1 => value()]
     }
 
+    /// The number of cases: `SUMMONER_FUZZ_CASES`, else `PROPTEST_CASES`, else `default`
+    /// (see docs/fuzzing.md).
+    fn cases(default: u32) -> u32 {
+        ["SUMMONER_FUZZ_CASES", "PROPTEST_CASES"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok()?.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #![proptest_config(ProptestConfig::with_cases(cases(4096)))]
 
         /// The fast path answers exactly as the reference parser does, message or error.
         #[test]
         fn fast_path_agrees_with_the_reference(text in frame()) {
+            let reference = ClientMessage::parse_slow(&text);
+            let parsed = ClientMessage::parse(&text);
+            prop_assert_eq!(parsed, reference, "{}", text);
+        }
+
+        /// The same for text that is JSON only by chance.
+        #[test]
+        fn fast_path_agrees_on_json_like_text(
+            text in r#"\{("(type|id|want|pool|lease|ping|acquire)"|[\[\]{}",:0-9a-z .-]){0,60}\}?"#
+        ) {
             let reference = ClientMessage::parse_slow(&text);
             let parsed = ClientMessage::parse(&text);
             prop_assert_eq!(parsed, reference, "{}", text);

@@ -53,6 +53,7 @@
 
 mod error;
 mod graph;
+mod layout;
 mod model;
 mod raw;
 mod ready;

@@ -12,6 +12,7 @@ use summoner_protocol::duration::{DurationErrorKind, parse_duration};
 
 use super::error::{SpecError, SpecErrors};
 use super::graph::cycle_errors;
+use super::layout;
 use super::model::{Command, ResourceReq, ServiceSpec, Spec, Step};
 use super::raw::{self, Kind, Node, Pos};
 use super::signal::{Refused, stop_signal, stop_signal_names, stop_signal_numbered};
@@ -41,8 +42,8 @@ pub(crate) fn validate(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     let spec = match raw::parse_document(text) {
         Ok(doc) => cx.spec(&doc),
         Err(err) => {
-            let pos = err.pos.unwrap_or(Pos { line: 1, column: 1 });
-            cx.error(pos, format!("invalid YAML: {}", err.message));
+            let (pos, message) = explain_syntax_error(text, &err);
+            cx.error(pos, format!("invalid YAML: {message}"));
             Spec::default()
         }
     };
@@ -51,6 +52,28 @@ pub(crate) fn validate(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     } else {
         Err(SpecErrors::new(cx.errors))
     }
+}
+
+/// Where a syntax error most likely is, and what to say about it.
+///
+/// The parser reports where it noticed the problem; when the layout of the lines before
+/// shows a likelier culprit (a key indented unlike its neighbours, a tab, an unclosed
+/// quote), that line is reported instead, with the parser's words kept at the end if they
+/// are about another line.
+fn explain_syntax_error(text: &str, err: &raw::SyntaxError) -> (Pos, String) {
+    let parser_pos = err.pos.unwrap_or(Pos { line: 1, column: 1 });
+    let Some(hint) = err.pos.and_then(|pos| layout::explain(text, pos.line)) else {
+        return (parser_pos, err.message.clone());
+    };
+    let message = if hint.pos.line == parser_pos.line {
+        hint.message
+    } else {
+        format!(
+            "{} (the parser stopped at line {}, column {}: {})",
+            hint.message, parser_pos.line, parser_pos.column, err.message
+        )
+    };
+    (hint.pos, message)
 }
 
 /// The validation context: the source for positions and the errors found so far.

@@ -1,5 +1,10 @@
 //! Property tests: the parser never panics and always points inside the file; templates
 //! round-trip their escapes.
+//!
+//! These double as the fuzzer of `.summoner.yml` (docs/fuzzing.md): arbitrary bytes and
+//! text, YAML-like text, and valid files mutated character by character and line by line
+//! (indented, dedented, tab-indented, a colon, bracket or quote removed). The number of
+//! cases comes from `SUMMONER_FUZZ_CASES` (or proptest's `PROPTEST_CASES`).
 
 use proptest::prelude::*;
 use summoner_ci::spec::{Spec, Template};
@@ -63,12 +68,47 @@ const FRAGMENTS: &[&str] = &[
     "x",
 ];
 
+/// The number of cases: `SUMMONER_FUZZ_CASES`, else `PROPTEST_CASES`, else `default`.
+fn cases(default: u32) -> u32 {
+    ["SUMMONER_FUZZ_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+        .unwrap_or(default)
+}
+
 #[derive(Debug, Clone)]
 enum Edit {
-    Delete { at: usize, len: usize },
-    Insert { at: usize, fragment: usize },
-    DuplicateLine { line: usize },
-    SwapLines { a: usize, b: usize },
+    Delete {
+        at: usize,
+        len: usize,
+    },
+    Insert {
+        at: usize,
+        fragment: usize,
+    },
+    DuplicateLine {
+        line: usize,
+    },
+    SwapLines {
+        a: usize,
+        b: usize,
+    },
+    /// The mistakes people make in YAML, line by line.
+    Indent {
+        line: usize,
+        by: usize,
+    },
+    Dedent {
+        line: usize,
+        by: usize,
+    },
+    TabIndent {
+        line: usize,
+    },
+    DeleteFirst {
+        line: usize,
+        which: char,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -78,7 +118,23 @@ fn edit() -> impl Strategy<Value = Edit> {
             .prop_map(|(at, fragment)| Edit::Insert { at, fragment }),
         any::<usize>().prop_map(|line| Edit::DuplicateLine { line }),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines { a, b }),
+        (any::<usize>(), 1..6usize).prop_map(|(line, by)| Edit::Indent { line, by }),
+        (any::<usize>(), 1..6usize).prop_map(|(line, by)| Edit::Dedent { line, by }),
+        any::<usize>().prop_map(|line| Edit::TabIndent { line }),
+        (
+            any::<usize>(),
+            prop::sample::select(vec![':', '}', ']', '"', '\'', '-', '|'])
+        )
+            .prop_map(|(line, which)| Edit::DeleteFirst { line, which }),
     ]
+}
+
+/// Applies `change` to line `line` (modulo the number of lines) of `text`.
+fn edit_line(text: &str, line: usize, change: impl FnOnce(&str) -> String) -> String {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let line = line % lines.len();
+    lines[line] = change(&lines[line]);
+    lines.join("\n")
 }
 
 /// The nearest char boundary at or before `at % (len + 1)`.
@@ -113,6 +169,16 @@ fn apply(text: &str, edit: &Edit) -> String {
             lines.swap(a, b);
             lines.join("\n")
         }
+        Edit::Indent { line, by } => edit_line(text, line, |l| format!("{}{l}", " ".repeat(by))),
+        Edit::Dedent { line, by } => edit_line(text, line, |l| {
+            let spaces = l.len() - l.trim_start_matches(' ').len();
+            l[spaces.min(by)..].to_owned()
+        }),
+        Edit::TabIndent { line } => edit_line(text, line, |l| match l.strip_prefix(' ') {
+            Some(rest) => format!("\t{rest}"),
+            None => format!("\t{l}"),
+        }),
+        Edit::DeleteFirst { line, which } => edit_line(text, line, |l| l.replacen(which, "", 1)),
     }
 }
 
@@ -134,7 +200,7 @@ fn check(text: &str) -> Result<(), TestCaseError> {
 
 proptest! {
     // Mutations of real files reach the validator's corners; they get more cases.
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn mutated_good_files_never_panic(
@@ -150,9 +216,18 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
+
     #[test]
     fn arbitrary_text_never_panics(text in any::<String>()) {
         check(&text)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        // `Spec::load` refuses invalid UTF-8 with a position; what it would pass on to the
+        // parser is text, so the valid part of any byte string is what matters here.
+        check(&String::from_utf8_lossy(&bytes))?;
     }
 
     #[test]

@@ -557,6 +557,28 @@ fn yaml_syntax_errors_have_positions() {
 }
 
 #[test]
+fn yaml_indentation_errors_point_at_the_mistake_not_where_the_parser_stopped() {
+    // The unindented `timeout:` is a valid new service to the parser, which only stops at
+    // the line after it; the error names the line with the mistake.
+    let text = "services:\n  web:\n    run: x\n  timeout: 30s\n    depends_on: [db]\n";
+    let line = error(text);
+    assert!(
+        line.starts_with(
+            ".summoner.yml:4:3: invalid YAML: \"timeout:\" is indented 2 spaces, but the line \
+             after it goes on at 4 like the keys of service \"web\" above it"
+        ),
+        "{line}"
+    );
+    // The parser's own words stay, with their position, for a reader who disagrees.
+    assert!(line.ends_with("(the parser stopped at line 5, column 15: mapping values are not allowed in this context)"), "{line}");
+    assert_eq!(
+        error("services:\n  web:\n    run: x\n   timeout: 30s\n"),
+        ".summoner.yml:4:4: invalid YAML: \"timeout:\" is indented 3 spaces, but the keys of \
+         service \"web\" are indented 4 (and the keys of \"services\" 2)"
+    );
+}
+
+#[test]
 fn template_errors_point_at_the_dollar() {
     assert_eq!(
         error("services:\n  a:\n    run: echo ${A} ${B\n"),
