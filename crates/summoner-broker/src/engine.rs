@@ -427,7 +427,7 @@ impl Broker {
                 self.queue.unblock(&self.inv, &w, &mut work);
                 self.wake(now, work, out);
             }
-            ClientMessage::Resume(resume) => self.resume(session, resume.session, out),
+            ClientMessage::Resume(resume) => self.resume(now, session, resume.session, out),
             ClientMessage::Ping(_) => {
                 Self::reply(out, &session, ServerMessage::Pong(Default::default()));
             }
@@ -762,22 +762,7 @@ impl Broker {
             },
         );
         let mut work = Work::new();
-        // Waiting requests die with the connection either way: a resumed client re-sends
-        // what it still wants, and no grant is made to a connection nobody reads.
-        for key in self.queue.pending_of(&session) {
-            let w = self.remove_waiter(now, key);
-            self.counters.cancels += 1;
-            self.emit(
-                out,
-                EventKind::RequestCancelled {
-                    session: session.clone(),
-                    id: w.id.clone(),
-                    cause: CancelCause::Disconnect,
-                },
-            );
-            self.queue.unblock(&self.inv, &w, &mut work);
-        }
-        self.queue.forget_session(&session);
+        self.drop_waiting(now, &session, out, &mut work);
         // Only a client that may come back has its leases kept for it.
         if how != Disconnect::Lost || !self.sessions[&session].resumable {
             for lease in self.leases_of(&self.sessions[&session]) {
@@ -801,6 +786,32 @@ impl Broker {
         self.wake(now, work, out);
     }
 
+    /// Drops what `session` waits for, because its connection ended. Waiting requests die
+    /// with the connection however it ends: a resumed client re-sends what it still wants,
+    /// and no grant is made to a connection nobody reads.
+    fn drop_waiting(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        for key in self.queue.pending_of(session) {
+            let w = self.remove_waiter(now, key);
+            self.counters.cancels += 1;
+            self.emit(
+                out,
+                EventKind::RequestCancelled {
+                    session: session.clone(),
+                    id: w.id.clone(),
+                    cause: CancelCause::Disconnect,
+                },
+            );
+            self.queue.unblock(&self.inv, &w, work);
+        }
+        self.queue.forget_session(session);
+    }
+
     /// The grace period of a dropped session ended.
     fn expire(&mut self, now: Instant, session: SessionId, out: &mut Outputs, work: &mut Work) {
         self.emit(
@@ -822,7 +833,13 @@ impl Broker {
     }
 
     /// The connection `connection` takes over `target` and its leases.
-    fn resume(&mut self, connection: SessionId, target: SessionId, out: &mut Outputs) {
+    fn resume(
+        &mut self,
+        now: Instant,
+        connection: SessionId,
+        target: SessionId,
+        out: &mut Outputs,
+    ) {
         if connection == target {
             let leases = self.leases_of(&self.sessions[&target]);
             let leases = leases.iter().map(|l| self.grant_of(l)).collect();
@@ -851,7 +868,7 @@ impl Broker {
             );
             return;
         }
-        let Some(old) = self.sessions.get_mut(&target) else {
+        let Some(old) = self.sessions.get(&target) else {
             Self::error(
                 out,
                 &connection,
@@ -866,13 +883,21 @@ impl Broker {
             return;
         };
         match old.presence {
-            // The old connection still looks open (its peer is gone but the ping has not
-            // noticed yet): the newest connection wins and the old one is closed.
-            Presence::Connected => out.close.push(target.clone()),
+            // The old connection still looks open (its peer is gone, or cut off by a network
+            // failure, but the ping has not noticed yet): the newest connection wins and the
+            // old one is closed. What it waited for ends with it, as on any disconnect, so
+            // the client can send it again, as it does after every resume.
+            Presence::Connected => {
+                let mut work = Work::new();
+                self.drop_waiting(now, &target, out, &mut work);
+                self.wake(now, work, out);
+                out.close.push(target.clone());
+            }
             Presence::Orphaned { until } => {
                 self.timers.remove(&(until, Timer::Grace(target.clone())));
             }
         }
+        let old = self.sessions.get_mut(&target).expect("checked above");
         old.presence = Presence::Connected;
         old.resumable = resumable;
         self.sessions.remove(&connection);

@@ -496,6 +496,14 @@ impl Model {
                             .map(|(l, _)| l)
                             .collect();
                         prop_assert_eq!(leases, held);
+                        // Nothing waits for the session any more: what its old connection
+                        // waited for ended with it, and the client sends it again.
+                        prop_assert!(
+                            self.broker
+                                .queue()
+                                .iter()
+                                .all(|w| w.session.as_str() != target)
+                        );
                         self.set_presence(&conn, Presence::Gone);
                         self.set_presence(&target, Presence::Connected);
                         // The session goes on as the new connection asked.

@@ -5,7 +5,8 @@ mod common;
 use common::{Harness, lines};
 use serde_json::json;
 use summoner_broker::{
-    Broker, BrokerConfig, Disconnect, EventKind, Input, ReleaseCause, RevokeCause, fold_events,
+    Broker, BrokerConfig, CancelCause, Disconnect, EventKind, Input, ReleaseCause, RevokeCause,
+    fold_events,
 };
 use summoner_protocol::{ErrorCode, PropValue, ServerMessage};
 
@@ -842,6 +843,32 @@ fn resuming_a_session_whose_old_connection_still_looks_open_closes_it() {
     assert_eq!(out.close.len(), 1);
     assert_eq!(out.close[0].as_str(), "a");
     assert_eq!(lines(&out), ["a: resumed a [lease-2]"]);
+}
+
+/// The old connection of a session resumed while it still looked open (cut off by a network
+/// failure the pings have not noticed yet) is closed, and what it waited for ends with it, as
+/// on any disconnect: the client sends it again after the resume, with the same id.
+#[test]
+fn resuming_a_session_that_still_looks_open_drops_what_it_waited_for() {
+    let mut h = ports(1);
+    h.connect("a");
+    h.acquire("a", 1, json!([{"pool": "ports"}]));
+    h.acquire("a", 2, json!([{"pool": "ports"}]));
+    h.connect("b");
+    let out = h.send_raw("b", json!({"type": "resume", "session": "a"}));
+    assert_eq!(out.close.len(), 1);
+    assert_eq!(h.broker.stats().waiting, 0);
+    assert!(h.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::RequestCancelled {
+            cause: CancelCause::Disconnect,
+            ..
+        }
+    )));
+    assert_eq!(
+        h.acquire("a", 2, json!([{"pool": "ports"}])),
+        ["a: queued 2 at 1"]
+    );
 }
 
 #[test]
