@@ -63,6 +63,24 @@ pub(crate) enum Timer {
     Grace(SessionId),
 }
 
+/// How a connection ended, as the server tells it: whether its client is gone for good or
+/// may come back. A session that is not resumable ends with its connection whichever it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The client closed the connection properly (a WebSocket close frame): a deliberate
+    /// goodbye. Everything the session holds is released at once.
+    Clean,
+    /// The connection ended without a close frame, and the server takes the client for gone:
+    /// its socket was closed (a TCP FIN or reset), which is what the kernel does for a process
+    /// that died. Everything the session holds is released at once, as on a clean close; the
+    /// journal still records the close as unclean.
+    Gone,
+    /// The connection was lost without a word from the client: it fell silent (a network
+    /// partition, a stopped process), or the server could not tell the client's end from a
+    /// network's. A resumable session keeps its leases for the resume grace.
+    Lost,
+}
+
 /// What the server tells the engine.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -82,15 +100,14 @@ pub enum Input {
         /// What.
         msg: ClientMessage,
     },
-    /// A connection ended. `clean`: the client closed it properly, and everything it holds is
-    /// released at once. Otherwise (a dead peer, a reset) the leases of a resumable session
-    /// are kept for the resume grace, and those of any other released at once. A connection
-    /// the engine asked to close (see [`Outputs::close`]) must not be reported here.
+    /// A connection ended, and how (see [`Disconnect`]): that decides whether a resumable
+    /// session's leases wait for a resume. A connection the engine asked to close (see
+    /// [`Outputs::close`]) must not be reported here.
     Disconnected {
         /// Whose.
         session: SessionId,
-        /// Whether the close was clean.
-        clean: bool,
+        /// How it ended, as far as the server can tell.
+        how: Disconnect,
     },
     /// Nothing happened except that time passed: [`Broker::next_deadline`] was reached. (Every
     /// input first handles whatever deadlines `now` has reached, so a late tick loses nothing.)
@@ -181,7 +198,7 @@ impl Broker {
         match input {
             Input::Connected { session, resumable } => self.connect(session, resumable, out),
             Input::Message { session, msg } => self.message(now, session, msg, out),
-            Input::Disconnected { session, clean } => self.disconnect(now, session, clean, out),
+            Input::Disconnected { session, how } => self.disconnect(now, session, how, out),
             Input::Tick => {}
             Input::Admin(op) => {
                 let result = self.admin(now, op, out);
@@ -410,7 +427,7 @@ impl Broker {
                 self.queue.unblock(&self.inv, &w, &mut work);
                 self.wake(now, work, out);
             }
-            ClientMessage::Resume(resume) => self.resume(session, resume.session, out),
+            ClientMessage::Resume(resume) => self.resume(now, session, resume.session, out),
             ClientMessage::Ping(_) => {
                 Self::reply(out, &session, ServerMessage::Pong(Default::default()));
             }
@@ -727,7 +744,7 @@ impl Broker {
         }
     }
 
-    fn disconnect(&mut self, now: Instant, session: SessionId, clean: bool, out: &mut Outputs) {
+    fn disconnect(&mut self, now: Instant, session: SessionId, how: Disconnect, out: &mut Outputs) {
         // A second report for the same connection, or one for a session the engine closed
         // itself, changes nothing.
         if !self
@@ -741,27 +758,13 @@ impl Broker {
             out,
             EventKind::SessionDisconnected {
                 session: session.clone(),
-                clean,
+                clean: how == Disconnect::Clean,
             },
         );
         let mut work = Work::new();
-        // Waiting requests die with the connection either way: a resumed client re-sends
-        // what it still wants, and no grant is made to a connection nobody reads.
-        for key in self.queue.pending_of(&session) {
-            let w = self.remove_waiter(now, key);
-            self.counters.cancels += 1;
-            self.emit(
-                out,
-                EventKind::RequestCancelled {
-                    session: session.clone(),
-                    id: w.id.clone(),
-                    cause: CancelCause::Disconnect,
-                },
-            );
-            self.queue.unblock(&self.inv, &w, &mut work);
-        }
-        self.queue.forget_session(&session);
-        if clean || !self.sessions[&session].resumable {
+        self.drop_waiting(now, &session, out, &mut work);
+        // Only a client that may come back has its leases kept for it.
+        if how != Disconnect::Lost || !self.sessions[&session].resumable {
             for lease in self.leases_of(&self.sessions[&session]) {
                 self.end_lease(
                     now,
@@ -781,6 +784,32 @@ impl Broker {
             self.timers.insert((until, Timer::Grace(session)));
         }
         self.wake(now, work, out);
+    }
+
+    /// Drops what `session` waits for, because its connection ended. Waiting requests die
+    /// with the connection however it ends: a resumed client re-sends what it still wants,
+    /// and no grant is made to a connection nobody reads.
+    fn drop_waiting(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+        out: &mut Outputs,
+        work: &mut Work,
+    ) {
+        for key in self.queue.pending_of(session) {
+            let w = self.remove_waiter(now, key);
+            self.counters.cancels += 1;
+            self.emit(
+                out,
+                EventKind::RequestCancelled {
+                    session: session.clone(),
+                    id: w.id.clone(),
+                    cause: CancelCause::Disconnect,
+                },
+            );
+            self.queue.unblock(&self.inv, &w, work);
+        }
+        self.queue.forget_session(session);
     }
 
     /// The grace period of a dropped session ended.
@@ -804,7 +833,13 @@ impl Broker {
     }
 
     /// The connection `connection` takes over `target` and its leases.
-    fn resume(&mut self, connection: SessionId, target: SessionId, out: &mut Outputs) {
+    fn resume(
+        &mut self,
+        now: Instant,
+        connection: SessionId,
+        target: SessionId,
+        out: &mut Outputs,
+    ) {
         if connection == target {
             let leases = self.leases_of(&self.sessions[&target]);
             let leases = leases.iter().map(|l| self.grant_of(l)).collect();
@@ -833,28 +868,36 @@ impl Broker {
             );
             return;
         }
-        let Some(old) = self.sessions.get_mut(&target) else {
+        let Some(old) = self.sessions.get(&target) else {
             Self::error(
                 out,
                 &connection,
                 None,
                 ErrorCode::UnknownSession,
                 format!(
-                    "no session `{target}` to resume: it never existed, was closed cleanly, or \
-                     its grace period of {} ended",
+                    "no session `{target}` to resume: it never existed, ended with its \
+                     connection, or its grace period of {} ended",
                     format_duration(self.resume_grace)
                 ),
             );
             return;
         };
         match old.presence {
-            // The old connection still looks open (its peer is gone but the ping has not
-            // noticed yet): the newest connection wins and the old one is closed.
-            Presence::Connected => out.close.push(target.clone()),
+            // The old connection still looks open (its peer is gone, or cut off by a network
+            // failure, but the ping has not noticed yet): the newest connection wins and the
+            // old one is closed. What it waited for ends with it, as on any disconnect, so
+            // the client can send it again, as it does after every resume.
+            Presence::Connected => {
+                let mut work = Work::new();
+                self.drop_waiting(now, &target, out, &mut work);
+                self.wake(now, work, out);
+                out.close.push(target.clone());
+            }
             Presence::Orphaned { until } => {
                 self.timers.remove(&(until, Timer::Grace(target.clone())));
             }
         }
+        let old = self.sessions.get_mut(&target).expect("checked above");
         old.presence = Presence::Connected;
         old.resumable = resumable;
         self.sessions.remove(&connection);

@@ -39,8 +39,8 @@ pub struct ResourceRef {
 pub enum ReleaseCause {
     /// The holder sent `release`.
     Client,
-    /// The holder's connection closed: cleanly, or in any way for a session that is not
-    /// resumable.
+    /// The holder's connection closed: cleanly, with its client gone (its socket closed
+    /// without a close frame), or in any way for a session that is not resumable.
     Disconnect,
     /// The holder's connection dropped and it did not resume within the grace period.
     GraceExpired,
@@ -93,7 +93,7 @@ pub enum EventKind {
         resumable: bool,
     },
     /// A connection closed. `clean: false` keeps a resumable session's leases for the grace
-    /// period.
+    /// period, unless `released` events with cause `disconnect` follow (its client was gone).
     SessionDisconnected {
         /// The session.
         session: SessionId,

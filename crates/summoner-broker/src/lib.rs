@@ -52,7 +52,7 @@ pub use admin::{AdminError, AdminOp};
 pub use config::{
     BrokerConfig, ConfigError, MAX_RANGE_LEN, PoolConfig, RangeConfig, ResourceConfig,
 };
-pub use engine::{Adoption, Broker, Input, Outputs};
+pub use engine::{Adoption, Broker, Disconnect, Input, Outputs};
 pub use event::{CancelCause, Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
 pub use restore::{Checkpoint, LeaseFold, RestoredLease, fold_events};
 /// The duration grammar of every summoner file and flag, re-exported from where it lives so

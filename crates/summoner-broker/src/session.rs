@@ -1,11 +1,12 @@
 //! Sessions: one WebSocket connection and what it holds. (What it waits for is the queue's:
 //! see `queue.rs`.)
 //!
-//! A *resumable* session (the client asked for it when connecting) outlives an unclean
-//! disconnect by the resume grace, so that a client whose network blipped (or whose server
+//! A *resumable* session (the client asked for it when connecting) outlives a *lost*
+//! connection by the resume grace, so that a client whose network blipped (or whose server
 //! restarted) can `resume` and keep its leases. Any other session ends with its connection,
-//! however that ends, so a crashed client's resources are free again at once. A clean close is
-//! a deliberate goodbye and ends every session.
+//! however that ends. A clean close is a deliberate goodbye and ends every session, and so
+//! does a connection whose client is *gone* (its socket closed without a close frame, as a
+//! killed process's is): a crashed client's resources are free again at once either way.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -23,7 +24,7 @@ pub(crate) enum Presence {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub presence: Presence,
-    /// Whether an unclean disconnect orphans it for the resume grace (else it ends at once).
+    /// Whether a lost connection orphans it for the resume grace (else it ends at once).
     pub resumable: bool,
     pub leases: HashSet<LeaseId>,
 }

@@ -5,7 +5,8 @@ mod common;
 use common::{Harness, lines};
 use serde_json::json;
 use summoner_broker::{
-    Broker, BrokerConfig, EventKind, Input, ReleaseCause, RevokeCause, fold_events,
+    Broker, BrokerConfig, CancelCause, Disconnect, EventKind, Input, ReleaseCause, RevokeCause,
+    fold_events,
 };
 use summoner_protocol::{ErrorCode, PropValue, ServerMessage};
 
@@ -611,9 +612,9 @@ fn clean_close_releases_at_once_and_drops_waiting_requests() {
     h.acquire("a", 1, json!([{"pool": "ports"}]));
     h.acquire("b", 1, json!([{"pool": "ports"}]));
     h.acquire("c", 1, json!([{"pool": "ports"}]));
-    assert_eq!(h.disconnect("b", true), Vec::<String>::new());
+    assert_eq!(h.disconnect("b", Disconnect::Clean), Vec::<String>::new());
     assert_eq!(
-        h.disconnect("a", true),
+        h.disconnect("a", Disconnect::Clean),
         ["c: granted 1 lease-11 ports/20000"]
     );
     let causes: Vec<_> = h
@@ -634,7 +635,7 @@ fn unclean_close_keeps_leases_for_a_resume() {
     h.connect("a");
     h.acquire("a", 1, json!([{"pool": "ports"}]));
     h.acquire("a", 2, json!([{"pool": "ports", "count": 2}]));
-    let out = h.disconnect_raw("a", false);
+    let out = h.disconnect_raw("a", Disconnect::Lost);
     assert!(out.messages.is_empty());
     assert_eq!(h.broker.leases().len(), 1, "the lease is kept");
     assert_eq!(
@@ -667,6 +668,43 @@ fn unclean_close_keeps_leases_for_a_resume() {
     );
 }
 
+/// A resumable session whose client is gone (its socket closed without a close frame: the
+/// process died) ends at once, like a clean close: its lease goes to the next in line with
+/// no grace, and there is nothing to resume. The journal still says the close was unclean.
+#[test]
+fn a_resumable_session_whose_client_is_gone_releases_at_once() {
+    let mut h = ports(1);
+    h.connect("a");
+    h.connect("b");
+    h.acquire("a", 1, json!([{"pool": "ports"}]));
+    h.acquire("b", 1, json!([{"pool": "ports"}]));
+    assert_eq!(
+        h.disconnect("a", Disconnect::Gone),
+        ["b: granted 1 lease-7 ports/20000"]
+    );
+    assert_eq!(h.broker.next_deadline(), None, "no grace timer is set");
+    let causes: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Released { cause, .. } => Some(*cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(causes, [ReleaseCause::Disconnect]);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::SessionDisconnected { clean: false, .. }))
+    );
+    h.connect("a2");
+    let out = h.send_raw("a2", json!({"type": "resume", "session": "a"}));
+    assert!(matches!(
+        &out.messages[0].1,
+        ServerMessage::Error(e) if e.code == ErrorCode::UnknownSession
+    ));
+}
+
 #[test]
 fn a_session_that_is_not_resumable_ends_with_its_connection_however_it_ends() {
     let mut h = ports(1);
@@ -677,7 +715,7 @@ fn a_session_that_is_not_resumable_ends_with_its_connection_however_it_ends() {
     h.acquire("b", 1, json!([{"pool": "ports"}]));
     // A dropped connection (a killed process, a silent peer) frees the resource at once.
     assert_eq!(
-        h.disconnect("a", false),
+        h.disconnect("a", Disconnect::Lost),
         ["b: granted 1 lease-7 ports/20000"]
     );
     assert!(
@@ -770,7 +808,7 @@ fn a_resumed_session_continues_as_resumable_as_its_new_connection_asked() {
     let mut h = ports(2);
     h.connect("a");
     h.acquire("a", 1, json!([{"pool": "ports"}]));
-    h.disconnect("a", false);
+    h.disconnect("a", Disconnect::Lost);
     // Resumed by a connection that did not ask to be resumable...
     h.connect_fixed("a2");
     assert_eq!(
@@ -778,7 +816,7 @@ fn a_resumed_session_continues_as_resumable_as_its_new_connection_asked() {
         ["a: resumed a [lease-2]"]
     );
     // ...the session now ends with its connection.
-    h.disconnect("a", false);
+    h.disconnect("a", Disconnect::Lost);
     assert!(h.broker.leases().is_empty());
 }
 
@@ -807,6 +845,32 @@ fn resuming_a_session_whose_old_connection_still_looks_open_closes_it() {
     assert_eq!(lines(&out), ["a: resumed a [lease-2]"]);
 }
 
+/// The old connection of a session resumed while it still looked open (cut off by a network
+/// failure the pings have not noticed yet) is closed, and what it waited for ends with it, as
+/// on any disconnect: the client sends it again after the resume, with the same id.
+#[test]
+fn resuming_a_session_that_still_looks_open_drops_what_it_waited_for() {
+    let mut h = ports(1);
+    h.connect("a");
+    h.acquire("a", 1, json!([{"pool": "ports"}]));
+    h.acquire("a", 2, json!([{"pool": "ports"}]));
+    h.connect("b");
+    let out = h.send_raw("b", json!({"type": "resume", "session": "a"}));
+    assert_eq!(out.close.len(), 1);
+    assert_eq!(h.broker.stats().waiting, 0);
+    assert!(h.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::RequestCancelled {
+            cause: CancelCause::Disconnect,
+            ..
+        }
+    )));
+    assert_eq!(
+        h.acquire("a", 2, json!([{"pool": "ports"}])),
+        ["a: queued 2 at 1"]
+    );
+}
+
 #[test]
 fn resume_errors() {
     let mut h = ports(1);
@@ -823,8 +887,8 @@ fn resume_errors() {
     assert_eq!(
         h.send("b", json!({"type": "resume", "session": "nope"})),
         [
-            "b: error unknown_session: no session `nope` to resume: it never existed, was closed \
-          cleanly, or its grace period of 30s ended"
+            "b: error unknown_session: no session `nope` to resume: it never existed, ended with \
+          its connection, or its grace period of 30s ended"
         ]
     );
     // A session resuming itself just hears what it holds.
@@ -841,7 +905,7 @@ fn grace_expiry_releases_and_regrants() {
     h.connect("b");
     h.acquire("a", 1, json!([{"pool": "ports"}]));
     h.acquire("b", 1, json!([{"pool": "ports"}]));
-    h.disconnect("a", false);
+    h.disconnect("a", Disconnect::Lost);
     assert_eq!(h.broker.next_deadline(), Some(h.at(30_000)));
     assert_eq!(h.advance(29_999), Vec::<String>::new());
     assert_eq!(h.advance(1), ["b: granted 1 lease-8 ports/20000"]);
@@ -857,8 +921,8 @@ fn grace_expiry_releases_and_regrants() {
     h.connect("a3");
     assert_eq!(
         h.send("a3", json!({"type": "resume", "session": "a"}))[0],
-        "a3: error unknown_session: no session `a` to resume: it never existed, was closed \
-         cleanly, or its grace period of 30s ended"
+        "a3: error unknown_session: no session `a` to resume: it never existed, ended with \
+         its connection, or its grace period of 30s ended"
     );
 }
 
@@ -1136,7 +1200,7 @@ fn restore_releases_the_leases_of_sessions_that_cannot_resume() {
     h.acquire("gone", 1, json!([{"pool": "ports"}]));
     // Resumed by a connection that is not resumable: the fold follows the adoption.
     h.connect("r");
-    h.disconnect("keeps", false);
+    h.disconnect("keeps", Disconnect::Lost);
     h.connect_fixed("keeps2");
     h.send("keeps2", json!({"type": "resume", "session": "keeps"}));
     h.connect_fixed("x");
@@ -1221,7 +1285,7 @@ fn messages_from_an_unknown_session_are_an_internal_error() {
         ["ghost: error internal: session `ghost` is not connected"]
     );
     // A disconnect of an unknown session is ignored.
-    assert!(h.disconnect_raw("ghost", true).is_empty());
+    assert!(h.disconnect_raw("ghost", Disconnect::Clean).is_empty());
 }
 
 #[test]
@@ -1328,7 +1392,7 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         now,
         Input::Disconnected {
             session: "B…".into(),
-            clean: false,
+            how: Disconnect::Lost,
         },
     ));
     record(h.broker.handle(

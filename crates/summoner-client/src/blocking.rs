@@ -69,8 +69,9 @@ where
 impl Drop for Shared {
     fn drop(&mut self) {
         // Close cleanly (a close frame makes the server release at once), then stop the
-        // runtime: stopping it first would cut the connection and leave the leases to the
-        // server's resume grace.
+        // runtime: stopping it first would drop the connection without a close frame, which
+        // a server set to `dropped_connection = "keep"` answers by keeping the leases for its
+        // resume grace.
         let client = self.client.clone();
         run_on(&self.handle, client.close());
         if let Some(stop) = self.stop.take() {

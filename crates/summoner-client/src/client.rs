@@ -33,10 +33,12 @@ pub const DEFAULT_RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// sent again. If resuming fails for longer than the reconnect window, waiting requests fail
 /// with [`Error::ConnectionLost`] and the leases end (see [`Lease::revoked`]). For this the
 /// client asks the server for a *resumable* session, whose leases the server keeps for its
-/// resume grace when the connection drops; the price is that if this process dies without
-/// closing the connection (SIGKILL), its leases are free again only after that grace. A
-/// client built with [`ClientBuilder::no_reconnect`] asks for an ordinary session, which
-/// ends with its connection however that ends.
+/// resume grace when the connection is lost (the server hears nothing more). A process that
+/// dies (even by SIGKILL) still frees its leases at once: the kernel closes its socket, and
+/// the server takes a closed socket for a client that is gone (unless it is configured with
+/// `dropped_connection = "keep"`, as behind a proxy). A client built with
+/// [`ClientBuilder::no_reconnect`] asks for an ordinary session, which ends with its
+/// connection however that ends.
 ///
 /// ```no_run
 /// # async fn demo() -> summoner_client::Result<()> {
@@ -106,7 +108,7 @@ impl ClientBuilder {
         let dial = Dial {
             url: url.ws().to_owned(),
             // A client that reconnects asks for a session that waits for it: the server
-            // then keeps its leases for the resume grace when the connection drops, instead
+            // then keeps its leases for the resume grace when the connection is lost, instead
             // of releasing them at once.
             resumable: self.reconnect_for.is_some(),
             token: self.token,

@@ -460,14 +460,23 @@ async fn no_server_is_a_clear_connect_error() {
     assert!(cause.to_string().contains("refused"), "{cause}");
 }
 
-/// A TCP proxy in front of the server whose connections the test can cut, as a network
-/// failure would: both sides see the stream end without a WebSocket close.
+/// A TCP proxy in front of the server whose connections the test can break, in two ways:
+/// [`Proxy::cut`] as a network failure looks (the client's connection ends, the server hears
+/// nothing more), and [`Proxy::sever`] as a proxy that closes connections on its own does.
 struct Proxy {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     /// While set, new connections are closed at once, as if the server were unreachable.
     refuse: Arc<AtomicBool>,
-    links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    links: Arc<std::sync::Mutex<Vec<Link>>>,
+    /// The server's side of cut connections, kept open and silent.
+    parked: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+/// One proxied connection: its task, and the way to cut it.
+struct Link {
+    task: JoinHandle<()>,
+    cut: oneshot::Sender<()>,
 }
 
 impl Proxy {
@@ -476,22 +485,33 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let refuse = Arc::new(AtomicBool::new(false));
-        let links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let links: Arc<std::sync::Mutex<Vec<Link>>> = Arc::default();
+        let parked: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
         {
             let accepted = accepted.clone();
             let refuse = refuse.clone();
             let links = links.clone();
+            let parked = parked.clone();
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if refuse.load(Ordering::SeqCst) {
                         continue;
                     }
                     accepted.fetch_add(1, Ordering::SeqCst);
-                    let link = tokio::spawn(async move {
+                    let (cut, cutting) = oneshot::channel::<()>();
+                    let parked = parked.clone();
+                    let task = tokio::spawn(async move {
                         let mut outbound = TcpStream::connect(upstream).await.unwrap();
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            Ok(()) = cutting => {
+                                // The client's side closes with `inbound`; the server's stays
+                                // open and hears nothing more.
+                                parked.lock().unwrap().push(outbound);
+                            }
+                        }
                     });
-                    links.lock().unwrap().push(link);
+                    links.lock().unwrap().push(Link { task, cut });
                 }
             });
         }
@@ -500,14 +520,26 @@ impl Proxy {
             accepted,
             refuse,
             links,
+            parked,
         }
     }
 
-    /// Cuts every open connection (dropping both sockets).
+    /// Cuts every open connection as a network failure between client and server would: the
+    /// client sees its connection end, the server sees silence (until its pings find it, or
+    /// the client resumes first).
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            let _ = link.cut.send(());
+        }
+    }
+
+    /// Closes every open connection on both sides, as a proxy that restarts does: the server
+    /// sees its socket closed, as it would for a client that died.
     fn sever(&self) {
         for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
+            link.task.abort();
         }
+        self.parked.lock().unwrap().clear();
     }
 }
 
@@ -542,7 +574,7 @@ async fn a_cut_connection_is_resumed_with_its_leases_and_requests() {
     };
     assert_eq!(within("queued", queued.recv()).await, Some(1));
 
-    proxy.sever();
+    proxy.cut();
 
     // The lease survives the cut: nobody else can have the boards meanwhile.
     let other = server.client().await;
@@ -580,9 +612,13 @@ async fn a_cut_connection_is_resumed_with_its_leases_and_requests() {
 
 #[tokio::test]
 async fn a_session_the_server_forgot_ends_the_leases() {
+    // Behind a proxy, a closed socket is not proof that the client died, so such a server
+    // keeps the leases for the grace (`dropped_connection = "keep"`); here the grace ends
+    // before the client can come back.
     let server = Server::start(
         r#"
 resume_grace = "10ms"
+dropped_connection = "keep"
 [[pool]]
 name = "boards"
 [[pool.resource]]

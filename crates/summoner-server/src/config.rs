@@ -41,6 +41,14 @@ pub struct ServerConfig {
     /// this long for their holders.
     #[serde(default = "default_resume_grace", with = "serde_duration")]
     pub resume_grace: Duration,
+    /// What a *resumable* session's leases do when its connection ends without a WebSocket
+    /// close frame, by a TCP FIN or reset from the client's side: what the kernel does when
+    /// the client's process dies. `release` (the default) frees them at once, as a clean
+    /// close does; `keep` keeps them for `resume_grace`, for set-ups where something between
+    /// the clients and the server (a proxy, a load balancer) closes connections on its own.
+    /// A peer that falls silent keeps its leases for the grace either way.
+    #[serde(default)]
+    pub dropped_connection: DroppedConnection,
     /// The shortest time between two `queued` position updates to one waiting client.
     #[serde(default = "default_position_interval", with = "serde_duration")]
     pub position_interval: Duration,
@@ -62,6 +70,25 @@ pub struct ServerConfig {
     /// list (`pool = []`): no pools until some are added through the API.
     #[serde(default = "default_pools", rename = "pool")]
     pub pools: Vec<PoolConfig>,
+}
+
+/// What a resumable session's leases do when its client's end of the connection closes
+/// without a close frame (`dropped_connection`).
+///
+/// A client process that dies has its socket closed by the kernel, with a FIN or a reset,
+/// which reaches the server at once; a network partition or a stopped process is silence,
+/// found by the pings. The two can be told apart, so by default only silence (and a server
+/// restart) keeps leases for the resume grace. Behind a proxy, though, the server sees the
+/// proxy's socket, not the client's: a proxy that drops an idle connection or restarts
+/// closes it with a FIN while the client is alive and about to resume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DroppedConnection {
+    /// The client is gone: release its leases at once.
+    #[default]
+    Release,
+    /// The client may come back: keep its leases for the resume grace, as after silence.
+    Keep,
 }
 
 /// SQLite's `synchronous` mode for the journal.
@@ -245,6 +272,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             ping_interval: default_ping_interval(),
             resume_grace: default_resume_grace(),
+            dropped_connection: DroppedConnection::default(),
             position_interval: default_position_interval(),
             sync: SyncMode::default(),
             checkpoint_events: default_checkpoint_events(),

@@ -25,11 +25,12 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use sqlx::SqliteConnection;
-use summoner_broker::{AdminError, AdminOp, Broker, Input, Outputs, ResourceConfig};
+use summoner_broker::{AdminError, AdminOp, Broker, Disconnect, Input, Outputs, ResourceConfig};
 use summoner_protocol::{ClientMessage, Labels, Props, SessionId, ShortSessionId};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::batch::{AdminReply, Batch, Delivery};
+use crate::config::DroppedConnection;
 use crate::error::Gone;
 use crate::journal::Writer;
 use crate::metrics::Metrics;
@@ -60,11 +61,24 @@ pub(crate) enum Command {
     /// A parsed message from a connection.
     Message { conn: ConnId, msg: ClientMessage },
     /// A connection ended on the peer's side (or went silent).
-    Disconnected { conn: ConnId, clean: bool },
+    Disconnected { conn: ConnId, hangup: Hangup },
     /// An administrative change from the HTTP API.
     Admin { change: Change, reply: AdminReply },
     /// A read for the HTTP API.
     Query(Query),
+}
+
+/// How a peer ended its connection, as its connection's task saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hangup {
+    /// A close frame: a deliberate goodbye.
+    Clean,
+    /// EOF or a reset without a close frame: the peer's socket was closed, which is what the
+    /// kernel does when the peer's process dies. (Behind a proxy, the proxy's socket.)
+    SocketClosed,
+    /// Anything else: silence for two ping intervals, a frame over the size limit, a broken
+    /// frame, a failed write. The peer may still be alive.
+    Lost,
 }
 
 /// An administrative change.
@@ -155,14 +169,18 @@ pub(crate) struct Hub {
     /// Events since the last checkpoint.
     since_checkpoint: u64,
     metrics: Arc<Mutex<Metrics>>,
+    /// What a closed socket means for a resumable session's leases.
+    dropped_connection: DroppedConnection,
 }
 
 impl Hub {
-    /// A loop around `broker`, stopping when `stop` becomes true.
+    /// A loop around `broker`, stopping when `stop` becomes true. `dropped_connection` says
+    /// what a peer's closed socket means for its leases (see [`Hub::disconnect`]).
     pub fn new(
         broker: Broker,
         stop: watch::Receiver<bool>,
         shutting_down: Arc<AtomicBool>,
+        dropped_connection: DroppedConnection,
     ) -> (Self, HubHandle) {
         let (tx, rx) = mpsc::channel(COMMAND_CAP);
         let hub = Self {
@@ -176,6 +194,7 @@ impl Hub {
             batch: Batch::default(),
             since_checkpoint: 0,
             metrics: Arc::new(Mutex::new(Metrics::default())),
+            dropped_connection,
         };
         (hub, HubHandle { tx })
     }
@@ -309,11 +328,12 @@ impl Hub {
                     .lock()
                     .expect("metrics are never poisoned")
                     .slow_closed += 1;
+                // The client is alive but slow: it may reconnect and resume.
                 self.handle(
                     now,
                     Input::Disconnected {
                         session: c.session,
-                        clean: false,
+                        how: Disconnect::Lost,
                     },
                 );
             }
@@ -360,14 +380,21 @@ impl Hub {
                     self.handle(now, Input::Message { session, msg });
                 }
             }
-            Command::Disconnected { conn, clean } => {
+            Command::Disconnected { conn, hangup } => {
                 if let Some(c) = self.conns.remove(&conn) {
                     self.sessions.remove(&c.session);
+                    let how = self.disconnect(hangup);
+                    tracing::debug!(
+                        session = %ShortSessionId::from(&c.session),
+                        ?hangup,
+                        ?how,
+                        "connection ended by the peer"
+                    );
                     self.handle(
                         now,
                         Input::Disconnected {
                             session: c.session,
-                            clean,
+                            how,
                         },
                     );
                 }
@@ -387,6 +414,19 @@ impl Hub {
                 self.batch.replies.push((reply, result));
             }
             Command::Query(_) => unreachable!("queries are set aside by `batch_of`"),
+        }
+    }
+
+    /// What a peer's hang-up means for its session's leases. A closed socket is a client
+    /// that is gone (its process died, or it let go without a goodbye), and holding its leases
+    /// for a resume nobody will send would only keep them from others; silence may be a
+    /// network partition, which a resume can heal. Behind a proxy a closed socket can be the
+    /// proxy's doing, hence `dropped_connection = "keep"`.
+    fn disconnect(&self, hangup: Hangup) -> Disconnect {
+        match (hangup, self.dropped_connection) {
+            (Hangup::Clean, _) => Disconnect::Clean,
+            (Hangup::SocketClosed, DroppedConnection::Release) => Disconnect::Gone,
+            (Hangup::SocketClosed, DroppedConnection::Keep) | (Hangup::Lost, _) => Disconnect::Lost,
         }
     }
 

@@ -65,7 +65,12 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let (hub, handle) = Hub::new(broker, stop_rx.clone(), shutting_down.clone());
+    let (hub, handle) = Hub::new(
+        broker,
+        stop_rx.clone(),
+        shutting_down.clone(),
+        config.dropped_connection,
+    );
     let hub_task = tokio::spawn(hub.run(
         db,
         Journaling {

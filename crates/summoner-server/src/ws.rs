@@ -8,11 +8,14 @@
 //!
 //! How a connection ends decides what happens to its leases (see `docs/server.md`):
 //!
-//! - a close frame from the peer is a deliberate goodbye: `Disconnected {clean: true}`, and
-//!   everything the session holds is released at once;
-//! - EOF or a reset without a close frame, a peer silent for two ping intervals, a frame over
-//!   the size limit: `Disconnected {clean: false}`, and the leases of a resumable session wait
-//!   for the resume grace (any other session's are released at once);
+//! - a close frame from the peer is a deliberate goodbye ([`Hangup::Clean`]), and everything
+//!   the session holds is released at once;
+//! - EOF or a reset without a close frame ([`Hangup::SocketClosed`]) is what the kernel sends
+//!   when the peer's process dies: released at once too, unless `dropped_connection = "keep"`
+//!   makes the loop treat it as lost;
+//! - a peer silent for two ping intervals, a frame over the size limit, any other failure
+//!   ([`Hangup::Lost`]): the peer may be alive behind a broken network, so the leases of a
+//!   resumable session wait for the resume grace (any other session's are released at once);
 //! - a close decided by the server (shutdown, a `resume` elsewhere, a client too slow to
 //!   read): the loop already knows, and nothing is reported.
 
@@ -30,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::hub::Command;
+use crate::hub::{Command, Hangup};
 use crate::outbox::{Ending, OUTBOX_CAP, Out};
 use crate::session_id::new_session_id;
 use crate::state::AppState;
@@ -126,10 +129,8 @@ pub(crate) async fn lease(
 
 /// How a connection ended.
 enum End {
-    /// The peer sent a close frame.
-    Clean,
-    /// EOF, reset, silence or an oversized frame.
-    Unclean,
+    /// The peer ended it, or went silent.
+    Peer(Hangup),
     /// The server closed it; the loop knows.
     ByServer,
 }
@@ -171,9 +172,11 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                             let _ = close(&mut socket, CLOSE_TOO_BIG, "frame too large").await;
                             tokio::time::sleep(LINGER).await;
                         }
-                        break End::Unclean;
+                        break End::Peer(hangup(&err));
                     }
-                    None => break End::Unclean,
+                    // The stream ends by itself only after a close handshake, which the
+                    // `Close` arm below has already seen; anything else is a closed socket.
+                    None => break End::Peer(Hangup::SocketClosed),
                 };
                 last_heard = Instant::now();
                 match frame {
@@ -185,8 +188,8 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                         }
                         // Answered here, not by the loop: nothing changed, nothing to store.
                         Err(err) => {
-                            if send(&mut socket, &err.to_message()).await.is_err() {
-                                break End::Unclean;
+                            if let Err(err) = send(&mut socket, &err.to_message()).await {
+                                break End::Peer(hangup(&err));
                             }
                         }
                     },
@@ -196,8 +199,8 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                             ErrorCode::BadRequest,
                             "binary frames are not part of the protocol; send JSON in text frames",
                         );
-                        if send(&mut socket, &reply).await.is_err() {
-                            break End::Unclean;
+                        if let Err(err) = send(&mut socket, &reply).await {
+                            break End::Peer(hangup(&err));
                         }
                     }
                     // tungstenite answers pings itself; a pong only proves the peer is alive.
@@ -206,7 +209,7 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                         // tungstenite has queued the answering close frame; send it, so the
                         // peer sees a completed close handshake.
                         let _ = futures_util::SinkExt::flush(&mut socket).await;
-                        break End::Clean;
+                        break End::Peer(Hangup::Clean);
                     }
                 }
             }
@@ -214,7 +217,7 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                 Some(Out::Msg(msg)) => match write_batch(&mut socket, *msg, &mut inbox).await {
                     Ok(Written::All) => {}
                     Ok(Written::Closed) => break End::ByServer,
-                    Err(_) => break End::Unclean,
+                    Err(err) => break End::Peer(hangup(&err)),
                 },
                 Some(Out::Close(ending)) => {
                     let _ = end(&mut socket, ending).await;
@@ -236,21 +239,20 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                 if last_heard.elapsed() >= 2 * interval {
                     tracing::debug!(conn, "no frame for two ping intervals; dropping");
                     let _ = close(&mut socket, CLOSE_GOING_AWAY, "ping timeout").await;
-                    break End::Unclean;
+                    break End::Peer(Hangup::Lost);
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break End::Unclean;
+                if let Err(err) = socket.send(Message::Ping(Default::default())).await {
+                    break End::Peer(hangup(&err));
                 }
             }
         }
     };
-    let clean = match end {
-        End::Clean => true,
-        End::Unclean => false,
+    let hangup = match end {
+        End::Peer(hangup) => hangup,
         End::ByServer => return,
     };
     // The loop may be gone (shutdown); then there is no one left to tell.
-    let _ = hub.send(Command::Disconnected { conn, clean }).await;
+    let _ = hub.send(Command::Disconnected { conn, hangup }).await;
 }
 
 enum Written {
@@ -308,6 +310,45 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Resul
             reason: Utf8Bytes::from_static(reason),
         })))
         .await
+}
+
+/// How a failed read or write ended the connection: [`Hangup::SocketClosed`] when the peer's
+/// socket closed (EOF, or a reset: what the kernel does for a process that died), else
+/// [`Hangup::Lost`].
+///
+/// Only those two say that the other end let go. A timeout (`ETIMEDOUT` after unanswered
+/// retransmissions) or an unreachable host is the network failing, not the peer, and a
+/// broken or oversized frame comes from a peer that may well be alive: all of them keep a
+/// resumable session's leases for the grace.
+fn hangup(err: &axum::Error) -> Hangup {
+    use std::io::ErrorKind;
+    use tungstenite::error::ProtocolError;
+    let closed = |kind: ErrorKind| {
+        matches!(
+            kind,
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+        )
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(ws) = e.downcast_ref::<tungstenite::Error>() {
+            match ws {
+                // tungstenite's name for EOF before a close frame.
+                tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                    return Hangup::SocketClosed;
+                }
+                tungstenite::Error::Io(io) if closed(io.kind()) => return Hangup::SocketClosed,
+                _ => {}
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && closed(io.kind())
+        {
+            return Hangup::SocketClosed;
+        }
+        source = e.source();
+    }
+    Hangup::Lost
 }
 
 /// Whether a read error is tungstenite refusing a frame or message over the size limit.

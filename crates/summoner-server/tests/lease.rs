@@ -321,70 +321,99 @@ async fn a_silent_peer_is_dropped_after_two_ping_intervals() {
     server.stop().await.unwrap();
 }
 
-/// A connection that drops without a close frame keeps its leases for the grace; a new
-/// connection that names the session takes them over.
+/// A connection lost to silence (the peer stopped answering, as behind a network partition)
+/// keeps its leases for the grace; a new connection that names the session takes them over.
+/// (A connection whose socket the client closes is another matter: its client is gone, and
+/// `tests/liveness.rs` shows its leases released at once.)
+///
+/// The holder goes silent by not reading; the test drives the clock (see `FrozenClock`) one
+/// ping interval at a time, with the others answering their pings.
 #[tokio::test(start_paused = true)]
-async fn an_unclean_drop_can_resume_within_the_grace() {
+async fn a_silent_peer_can_resume_within_the_grace() {
+    let _frozen = FrozenClock::new();
     let dir = tempfile::tempdir().unwrap();
-    // Pings every minute: the clients of this test do not read while the clock moves.
     let cfg = ServerConfig {
-        resume_grace: std::time::Duration::from_secs(30),
-        ping_interval: std::time::Duration::from_secs(60),
+        resume_grace: Duration::from_secs(30),
+        ping_interval: INTERVAL,
         ..config(dir.path(), vec![pool("boards", 1)])
     };
     let server = Server::start(cfg).await;
 
     let mut holder = server.resumable_client().await;
     let granted = expect(holder.acquire(1, "boards").await, "granted");
+    let lease = granted["lease"].clone();
     let session = holder.session.clone();
-    holder.drop_connection();
-
     let mut waiter = server.client().await;
     expect(waiter.acquire(2, "boards").await, "queued");
 
-    // 25 s later (within the grace) the holder is back.
-    tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+    // Two intervals of silence: the holder's connection is dropped, its lease kept.
+    tokio::time::advance(INTERVAL).await;
+    waiter.answer_ping().await;
+    tokio::time::advance(INTERVAL).await;
+    wait_until_disconnected(&server, &lease).await;
+    waiter.answer_ping().await;
+
+    // 20 s into the 30 s grace the holder is back.
+    tokio::time::advance(INTERVAL).await;
+    waiter.answer_ping().await;
+    tokio::time::advance(INTERVAL).await;
+    waiter.answer_ping().await;
     let mut back = server.client().await;
     back.send(json!({"type": "resume", "session": session}))
         .await;
     let resumed = expect(back.recv().await, "resumed");
     assert_eq!(resumed["session"], session.as_str());
-    assert_eq!(resumed["leases"][0]["lease"], granted["lease"]);
+    assert_eq!(resumed["leases"][0]["lease"], lease);
     assert_eq!(resumed["leases"][0]["resources"][0]["name"], "r0");
 
     // Past the old grace nothing happens to the lease: it is held by a live session again.
-    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-    back.send(json!({"type": "ping"})).await;
-    expect(back.recv().await, "pong");
+    for _ in 0..2 {
+        tokio::time::advance(INTERVAL).await;
+        waiter.answer_ping().await;
+        back.answer_ping().await;
+    }
+    assert_eq!(connected(&server, &lease).await, Some(true));
     let (_, leases) = server.get("/v1/leases", None).await;
     assert_eq!(leases["leases"].as_array().unwrap().len(), 1);
-    assert_eq!(leases["leases"][0]["connected"], true);
 
     // The resumed session releases; the waiter (who kept reading) is served.
-    back.send(json!({"type": "release", "lease": granted["lease"]}))
-        .await;
+    back.send(json!({"type": "release", "lease": lease})).await;
     expect(back.recv().await, "released");
     expect(waiter.recv().await, "granted");
+    let kinds = event_kinds(&server).await;
+    assert!(
+        kinds.contains(&"session_resumed".to_owned())
+            && !kinds.contains(&"released(grace_expired)".to_owned()),
+        "{kinds:?}"
+    );
+    drop(holder);
     server.stop().await.unwrap();
 }
 
+/// A session lost to silence that does not come back within the grace is gone: its lease is
+/// released when the grace ends, and a late `resume` is refused.
 #[tokio::test(start_paused = true)]
 async fn resume_after_the_grace_fails() {
+    let _frozen = FrozenClock::new();
     let dir = tempfile::tempdir().unwrap();
-    // Pings every minute: the clients of this test do not read while the clock moves.
+    let grace = Duration::from_secs(30);
     let cfg = ServerConfig {
-        resume_grace: std::time::Duration::from_secs(30),
-        ping_interval: std::time::Duration::from_secs(60),
+        resume_grace: grace,
+        ping_interval: INTERVAL,
         ..config(dir.path(), vec![pool("boards", 1)])
     };
     let server = Server::start(cfg).await;
 
     let mut holder = server.resumable_client().await;
-    expect(holder.acquire(1, "boards").await, "granted");
+    let lease = expect(holder.acquire(1, "boards").await, "granted")["lease"].clone();
     let session = holder.session.clone();
-    holder.drop_connection();
 
-    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    // Silent for two intervals: dropped, and the grace starts.
+    tokio::time::advance(INTERVAL).await;
+    tokio::time::advance(INTERVAL).await;
+    wait_until_disconnected(&server, &lease).await;
+    tokio::time::advance(grace).await;
+
     let mut late = server.client().await;
     late.send(json!({"type": "resume", "session": session}))
         .await;
@@ -392,6 +421,12 @@ async fn resume_after_the_grace_fails() {
     assert_eq!(err["code"], "unknown_session");
     // The resource was released when the grace ended.
     expect(late.acquire(2, "boards").await, "granted");
+    assert!(
+        event_kinds(&server)
+            .await
+            .contains(&"released(grace_expired)".to_owned())
+    );
+    drop(holder);
     server.stop().await.unwrap();
 }
 

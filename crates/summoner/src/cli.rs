@@ -70,8 +70,11 @@ pub struct UpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
-    /// Do not reconnect and resume if the connection to the server drops: the server then
-    /// frees the file's resources the moment this process dies, even by SIGKILL.
+    /// Do not reconnect and resume if the connection to the server drops: the file's
+    /// resources then end with the connection however it ends (a network failure, a server
+    /// restart, this process stopped), with no resume grace. A process that dies, even by
+    /// SIGKILL, frees them at once either way, unless the server has
+    /// `dropped_connection = "keep"`.
     #[arg(long)]
     pub no_resume: bool,
 }
@@ -112,9 +115,10 @@ pub struct LeaseArgs {
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
 
-    /// Do not reconnect and resume if the connection drops. The server then frees the lease
-    /// the moment this process dies, even by SIGKILL, instead of keeping it for its resume
-    /// grace; but a server restart or a network drop ends the lease too.
+    /// Do not reconnect and resume if the connection drops: the lease then ends with the
+    /// connection however it ends (a network failure, a server restart, this process
+    /// stopped), with no resume grace. A process that dies, even by SIGKILL, frees its lease
+    /// at once either way, unless the server has `dropped_connection = "keep"`.
     #[arg(long)]
     pub no_resume: bool,
 

@@ -4,7 +4,7 @@
 //! A front end over the job runner (`summoner_ci::job`), with nothing to start. The lease
 //! lives on this process's WebSocket connection, so it ends with the process whatever
 //! happens: an explicit release when the command exits or on Ctrl-C, a clean close
-//! otherwise, and the server's liveness checks if the process is killed outright.
+//! otherwise, and, if the process is killed outright, the server seeing its socket closed.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;

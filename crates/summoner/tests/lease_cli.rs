@@ -407,8 +407,20 @@ fn an_unknown_pool_or_too_much_fails_at_once() {
     assert!(stderr(&out).contains("unsatisfiable"), "{}", stderr(&out));
 }
 
+/// A holder killed with SIGKILL frees its lease at once, resumable (the default) as it is:
+/// the server sees its socket closed by the kernel, which is no network failure, so the grace
+/// (an hour here) does not apply and the waiter is served at once.
+#[test]
+fn a_holder_killed_by_sigkill_frees_the_lease_at_once() {
+    let serve = Serve::with_config(&format!("resume_grace = \"1h\"\n{CONFIG}"));
+    let mut holder = Holder::start(&serve, &["boards"]);
+    let waiter = Waiter::queued(&serve);
+    holder.child.kill().unwrap();
+    waiter.served();
+}
+
 /// `--no-resume`: the lease dies with the process, even by SIGKILL, and the waiter is served at
-/// once (the default, resumable, would keep it for the server's grace, an hour here).
+/// once.
 #[test]
 fn a_holder_with_no_resume_killed_by_sigkill_frees_the_lease_at_once() {
     let serve = Serve::with_config(&format!("resume_grace = \"1h\"\n{CONFIG}"));

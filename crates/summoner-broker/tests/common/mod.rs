@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use summoner_broker::{AdminOp, Broker, BrokerConfig, Event, Input, Outputs};
+use summoner_broker::{AdminOp, Broker, BrokerConfig, Disconnect, Event, Input, Outputs};
 use summoner_protocol::{ClientMessage, ServerMessage};
 
 pub struct Harness {
@@ -82,14 +82,14 @@ impl Harness {
         )
     }
 
-    pub fn disconnect(&mut self, session: &str, clean: bool) -> Vec<String> {
-        lines(&self.disconnect_raw(session, clean))
+    pub fn disconnect(&mut self, session: &str, how: Disconnect) -> Vec<String> {
+        lines(&self.disconnect_raw(session, how))
     }
 
-    pub fn disconnect_raw(&mut self, session: &str, clean: bool) -> Outputs {
+    pub fn disconnect_raw(&mut self, session: &str, how: Disconnect) -> Outputs {
         self.run(Input::Disconnected {
             session: session.into(),
-            clean,
+            how,
         })
     }
 

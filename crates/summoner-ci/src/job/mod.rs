@@ -62,9 +62,10 @@ pub struct Broker {
     pub server: String,
     /// The token to authenticate with, if the server wants one.
     pub token: Option<String>,
-    /// Ask for a resumable session: after a dropped connection the client reconnects and
-    /// resumes, and the server keeps the lease for its resume grace meanwhile. Without it the
-    /// lease ends the moment the connection does, even when this process is SIGKILLed.
+    /// Ask for a resumable session: after a connection lost to a network failure or a server
+    /// restart the client reconnects and resumes, and the server keeps the lease for its
+    /// resume grace meanwhile. Without it the lease ends the moment the connection does,
+    /// however it ends. Either way a process that dies (even by SIGKILL) frees it at once.
     pub resumable: bool,
 }
 
