@@ -352,8 +352,8 @@ pub enum EventKind {
 pub enum ReleaseCause {
     /// The holder sent `release`.
     Client,
-    /// The holder's connection closed: cleanly, or in any way for a session that is not
-    /// resumable.
+    /// The holder's connection closed: cleanly, or by its client's socket closing (the
+    /// process died), or in any way for a session that is not resumable.
     Disconnect,
     /// The holder's connection dropped and it did not resume within the grace period.
     GraceExpired,
