@@ -284,8 +284,10 @@ fn default_pools() -> Vec<PoolConfig> {
     vec![ports]
 }
 
+/// Twice the 10,000 idle sessions the benchmarks hold (about 10 KiB each), so that a busy
+/// lab never meets it while a flood of sockets still cannot take every file handle.
 fn default_max_connections() -> usize {
-    10_000
+    20_000
 }
 
 fn default_request_read_timeout() -> Duration {

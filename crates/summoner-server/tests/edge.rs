@@ -189,7 +189,9 @@ async fn a_slowloris_leaves_healthz_and_new_clients_answered() {
         metric(&text, "summoner_connections_shed_total"),
         16 + 1 + 24 + 1 + 1 + 1
     );
-    assert!(metric(&text, "summoner_connections_timed_out_total") >= 2);
+    // The dribbler and the four stalled sockets left after the second wave, `/healthz`, the
+    // dribbler, the finisher and `settle` had their way.
+    assert_eq!(metric(&text, "summoner_connections_timed_out_total"), 5);
     assert_eq!(metric(&text, "summoner_connections_refused_total"), 0);
 }
 
@@ -472,7 +474,7 @@ fn the_http_table_is_read_and_checked() {
     assert_eq!(config.http.request_read_timeout, Duration::from_secs(3));
     assert_eq!(config.http.allowed_hosts.len(), 2);
     let defaults = ServerConfig::default().http;
-    assert_eq!(defaults.max_connections, 10_000);
+    assert_eq!(defaults.max_connections, 20_000);
     assert_eq!(defaults.request_read_timeout, Duration::from_secs(10));
 
     let err = parse("[http]\nallowed_hosts = [\"http://summoner.lab.example\"]").unwrap_err();
