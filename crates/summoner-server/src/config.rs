@@ -88,8 +88,9 @@ pub struct HttpConfig {
     /// again to send its body. A connection that takes longer is closed.
     #[serde(default = "default_request_read_timeout", with = "serde_duration")]
     pub request_read_timeout: Duration,
-    /// `Host` values accepted besides the server's own address and `localhost:PORT`: a name
-    /// (`summoner.lab.example`, any port) or a name and port (`summoner.lab.example:8080`).
+    /// Host names accepted in `Host` besides IP addresses and `localhost` (which are always
+    /// accepted, at any port): a name (`summoner.lab.example`, any port) or a name and port
+    /// (`summoner.lab.example:8080`). Other names are refused, which stops DNS rebinding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
     /// Origins (`https://dashboard.lab.example`) whose pages may change things and open

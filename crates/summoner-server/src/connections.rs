@@ -52,7 +52,6 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 use crate::metrics::ConnectionStats;
-use crate::origin::LocalAddr;
 
 /// File handles kept for everything but connections: the journal and its readers (three
 /// files each), the listener, the runtime's own, standard streams, and slack for whatever a
@@ -160,10 +159,7 @@ pub(crate) async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a connection: {err}");
         }
-        let Ok(local) = stream.local_addr() else {
-            continue;
-        };
-        let Some(conn) = slots.admit(LocalAddr::new(local)).await else {
+        let Some(conn) = slots.admit().await else {
             // The socket's send buffer is empty, so the answer fits at once; a client that
             // already sent its request may see a reset instead, as the socket closes unread.
             let _ = stream.try_write(&refusal);
@@ -321,12 +317,12 @@ impl Slots {
     /// waited longest for a request, once it has closed. `None` when every slot is held by a
     /// WebSocket or a request in progress (or the connection told to make room does not
     /// close in time).
-    async fn admit(self: &Arc<Self>, local: LocalAddr) -> Option<Arc<Conn>> {
+    async fn admit(self: &Arc<Self>) -> Option<Arc<Conn>> {
         loop {
             // A slot freed between `try_admit` and the wait leaves a permit, so it is not
             // missed.
             let freed = self.freed.notified();
-            match self.try_admit(local) {
+            match self.try_admit() {
                 Admission::Admitted(conn) => return Some(conn),
                 Admission::Refused => {
                     ConnectionStats::bump(&self.stats.refused);
@@ -350,14 +346,13 @@ impl Slots {
         }
     }
 
-    fn try_admit(self: &Arc<Self>, local: LocalAddr) -> Admission {
+    fn try_admit(self: &Arc<Self>) -> Admission {
         let mut table = self.table();
         if table.open < self.limits.max_connections {
             table.open += 1;
             self.stats.open.store(table.open as u64, Ordering::Relaxed);
             let conn = Arc::new(Conn {
                 slots: self.clone(),
-                local,
                 key: AtomicU64::new(0),
                 shedding: AtomicBool::new(false),
                 shed: Notify::new(),
@@ -466,7 +461,6 @@ struct Throttle {
 #[derive(Debug)]
 pub(crate) struct Conn {
     slots: Arc<Slots>,
-    local: LocalAddr,
     /// Its key in the waiting line, 0 when it is not waiting. Changed under the table's lock.
     key: AtomicU64,
     /// Told to close to make room.
@@ -547,7 +541,7 @@ impl AsyncWrite for Slotted {
     }
 }
 
-/// The router, with the connection's handle and local address added to every request.
+/// The router, with the connection's handle added to every request.
 #[derive(Clone)]
 struct ConnService {
     router: TowerToHyperService<Router>,
@@ -564,7 +558,6 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.conn.clone());
-        request.extensions_mut().insert(self.conn.local);
         self.router.call(request)
     }
 }

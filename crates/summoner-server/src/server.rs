@@ -91,11 +91,7 @@ pub async fn serve(
         config.http.max_connections,
         config.http.request_read_timeout,
     );
-    let guard = Guard::new(
-        addr,
-        &config.http.allowed_hosts,
-        &config.http.allowed_origins,
-    );
+    let guard = Guard::new(&config.http.allowed_hosts, &config.http.allowed_origins);
 
     let trigger = {
         let stop_tx = stop_tx.clone();
