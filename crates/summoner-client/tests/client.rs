@@ -94,7 +94,8 @@ range = { from = 20000, to = 20009, prop = "port" }
     async fn http(&self, method: &str, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
         );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();

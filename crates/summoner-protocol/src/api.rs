@@ -478,6 +478,22 @@ pub enum ApiErrorCode {
     Unavailable,
     /// Something failed inside the server (500).
     Internal,
+
+    // Refusals at the HTTP edge, before any handler runs (see docs/server.md, "The HTTP
+    // edge"); each names the rule that refused.
+    /// The `Host` header names neither this server nor an `http.allowed_hosts` entry (421):
+    /// what a DNS-rebinding page sends.
+    HostNotAllowed,
+    /// A request that changes things, or a WebSocket upgrade, from a page of another origin
+    /// than this server's or an `http.allowed_origins` entry (403).
+    OriginNotAllowed,
+    /// A request that changes things with a body that is not `application/json` (415).
+    UnsupportedMediaType,
+    /// The request's body did not arrive within `http.request_read_timeout` (408).
+    RequestTimeout,
+    /// Every connection slot (`http.max_connections`) is taken by a WebSocket or a request
+    /// in progress (503).
+    TooManyConnections,
 }
 
 impl ApiErrorCode {
@@ -492,6 +508,11 @@ impl ApiErrorCode {
             Self::Invalid => 422,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::HostNotAllowed => 421,
+            Self::OriginNotAllowed => 403,
+            Self::UnsupportedMediaType => 415,
+            Self::RequestTimeout => 408,
+            Self::TooManyConnections => 503,
         }
     }
 }

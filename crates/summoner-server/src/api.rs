@@ -86,10 +86,11 @@ pub(crate) async fn healthz(State(app): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 pub(crate) async fn metrics(_: Reader, State(app): State<AppState>) -> Result<Response, ApiError> {
-    let text = app
+    let mut text = app
         .hub
         .query(|broker, metrics| metrics.render(&broker.stats()))
         .await?;
+    app.connections.render(&mut text);
     Ok((
         [(
             header::CONTENT_TYPE,

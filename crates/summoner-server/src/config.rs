@@ -70,6 +70,41 @@ pub struct ServerConfig {
     /// list (`pool = []`): no pools until some are added through the API.
     #[serde(default = "default_pools", rename = "pool")]
     pub pools: Vec<PoolConfig>,
+
+    /// The HTTP edge: connection bounds and deadlines, and which `Host` and `Origin` headers
+    /// are accepted (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: what the server accepts at its door, before any handler runs.
+///
+/// A loopback server is still reachable from every browser on the machine, and any socket
+/// costs a file handle whether or not it ever sends a request: these settings bound both.
+/// `docs/server.md` ("The HTTP edge") says what each protects against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The most connections open at once, WebSockets included. At the limit, a new connection
+    /// closes the connection that has waited longest for a request (never a WebSocket, never
+    /// one whose request is being handled); with none to close it is refused. Lowered at
+    /// start to what the open-files limit allows.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (the WebSocket handshake
+    /// included), counted from the connection's start or the previous response, and then
+    /// again to send its body. A connection that takes longer is closed.
+    #[serde(default = "default_request_read_timeout", with = "serde_duration")]
+    pub request_read_timeout: Duration,
+    /// Host names accepted in `Host` besides IP addresses and `localhost` (which are always
+    /// accepted, at any port): a name (`summoner.lab.example`, any port) or a name and port
+    /// (`summoner.lab.example:8080`). Other names are refused, which stops DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://dashboard.lab.example`) whose pages may change things and open
+    /// WebSockets, besides the server's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// What a resumable session's leases do when its client's end of the connection closes
@@ -223,6 +258,18 @@ pub enum ConfigError {
     /// The pools are invalid.
     #[error(transparent)]
     Pools(#[from] summoner_broker::ConfigError),
+
+    /// An `[http]` `allowed_hosts` entry that is not a host name or address, with an optional
+    /// port.
+    #[error(
+        "`http.allowed_hosts`: `{0}` is not a host name with an optional port, like `summoner.lab.example` or `summoner.lab.example:8080`"
+    )]
+    AllowedHost(String),
+    /// An `[http]` `allowed_origins` entry that is not an origin.
+    #[error(
+        "`http.allowed_origins`: `{0}` is not an origin, like `https://dashboard.lab.example` (a scheme, a host and an optional port, no path)"
+    )]
+    AllowedOrigin(String),
 }
 
 fn default_listen() -> SocketAddr {
@@ -265,6 +312,27 @@ fn default_pools() -> Vec<PoolConfig> {
     vec![ports]
 }
 
+/// Twice the 10,000 idle sessions the benchmarks hold (about 10 KiB each), so that a busy
+/// lab never meets it while a flood of sockets still cannot take every file handle.
+fn default_max_connections() -> usize {
+    20_000
+}
+
+fn default_request_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            request_read_timeout: default_request_read_timeout(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -279,6 +347,7 @@ impl Default for ServerConfig {
             history_retention: default_history_retention(),
             tokens: Vec::new(),
             pools: default_pools(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -328,6 +397,7 @@ impl ServerConfig {
         if tokens.is_empty() && !addr.ip().is_loopback() {
             return Err(ConfigError::OpenNonLoopback(addr));
         }
+        self.http.check()?;
         Ok(())
     }
 
@@ -370,6 +440,32 @@ impl ServerConfig {
             });
         }
         Ok(tokens)
+    }
+}
+
+impl HttpConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroCount {
+                field: "http.max_connections",
+            });
+        }
+        if self.request_read_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                field: "http.request_read_timeout",
+            });
+        }
+        for host in &self.allowed_hosts {
+            if crate::origin::Authority::parse(host).is_none() {
+                return Err(ConfigError::AllowedHost(host.clone()));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if crate::origin::Origin::parse(origin).is_none() {
+                return Err(ConfigError::AllowedOrigin(origin.clone()));
+            }
+        }
+        Ok(())
     }
 }
 

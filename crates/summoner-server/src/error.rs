@@ -115,10 +115,16 @@ impl From<AdminError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status that goes with the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code.status())
+            .expect("every API error code has a valid HTTP status")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.status())
-            .expect("every API error code has a valid HTTP status");
-        (status, Json(self.0)).into_response()
+        (self.status(), Json(self.0)).into_response()
     }
 }

@@ -3,6 +3,10 @@
 //! This crate is glue around [`summoner_broker::Broker`], the pure lease engine:
 //!
 //! - `server.rs`, [`serve`]: composes the rest, routes, and shuts down;
+//! - `connections.rs`, the accept loop: connection slots, request deadlines, and which
+//!   connection gives way at the limit;
+//! - `guard.rs`, the rules on `Host`, `Origin` and body types that keep browsers from acting
+//!   for an attacker, over `origin.rs`, which parses and compares those headers;
 //! - `state.rs`, what every handler and connection shares;
 //! - `hub.rs`, the broker loop: one task owns the engine and takes inputs in batches;
 //! - `batch.rs`, what the loop hands the journal writer, and `outbox.rs`, how both reach a
@@ -37,11 +41,14 @@ mod auth;
 mod batch;
 mod clock;
 pub mod config;
+mod connections;
 mod error;
+mod guard;
 mod hub;
 mod inventory;
 mod journal;
 mod metrics;
+mod origin;
 mod outbox;
 mod restore;
 mod server;
@@ -51,7 +58,7 @@ pub mod store;
 mod view;
 mod ws;
 
-pub use config::{ConfigError, Role, ServerConfig, SyncMode, TokenConfig};
+pub use config::{ConfigError, HttpConfig, Role, ServerConfig, SyncMode, TokenConfig};
 pub use error::ServerError;
 pub use server::serve;
 pub use store::StoreError;

@@ -6,6 +6,7 @@
 //! rendering through the same channel as every other read.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use summoner_broker::{Event, EventKind, Stats};
@@ -229,6 +230,71 @@ impl Metrics {
             "Duration of one journal commit (one batch of the broker loop).",
         );
         out
+    }
+}
+
+/// What the accept loop counts (`connections.rs`). Atomics, because connections come and go
+/// on every worker thread, outside the broker loop.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionStats {
+    /// Connections open now, WebSockets included.
+    pub open: AtomicU64,
+    /// The connection limit in force (`http.max_connections`, lowered to fit the open-files
+    /// limit).
+    pub limit: AtomicU64,
+    /// Connections refused at the limit, with nothing to close to make room.
+    pub refused: AtomicU64,
+    /// Connections closed, at the limit, to make room for a new one: those that had waited
+    /// longest for a request.
+    pub shed: AtomicU64,
+    /// Connections closed because a request's head or body did not arrive within
+    /// `http.request_read_timeout`.
+    pub timed_out: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends the exposition text to `out`.
+    pub fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        gauge(
+            out,
+            "summoner_connections",
+            "Connections open, WebSockets included.",
+            get(&self.open),
+        );
+        gauge(
+            out,
+            "summoner_connections_limit",
+            "The most connections open at once (http.max_connections, within the open-files limit).",
+            get(&self.limit),
+        );
+        let counters = [
+            (
+                "summoner_connections_refused_total",
+                "Connections refused at the limit, with none to close to make room.",
+                get(&self.refused),
+            ),
+            (
+                "summoner_connections_shed_total",
+                "Connections closed at the limit to make room: those waiting longest for a request.",
+                get(&self.shed),
+            ),
+            (
+                "summoner_connections_timed_out_total",
+                "Connections closed because a request did not arrive within http.request_read_timeout.",
+                get(&self.timed_out),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help} Since the server started.");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {value}");
+        }
     }
 }
 

@@ -1,14 +1,14 @@
 //! The entry point: [`serve`] opens the journal, restores the engine, starts the broker loop
 //! and serves HTTP and WebSocket until the shutdown future completes.
 
-use std::future::{Future, IntoFuture as _};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -16,8 +16,11 @@ use crate::api;
 use crate::auth::Auth;
 use crate::clock;
 use crate::config::ServerConfig;
+use crate::connections::{self, Limits};
 use crate::error::ServerError;
+use crate::guard::{self, Guard};
 use crate::hub::{Hub, Journaling};
+use crate::metrics::ConnectionStats;
 use crate::restore::restore;
 use crate::state::AppState;
 use crate::store;
@@ -79,14 +82,21 @@ pub async fn serve(
             uncheckpointed,
         },
     ));
+    let connection_stats = Arc::new(ConnectionStats::default());
     let (state, mut all_gone) = AppState::new(
         handle,
         readers.clone(),
         auth,
         config.ping_interval,
         shutting_down,
+        connection_stats.clone(),
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    let limits = Limits::new(
+        config.http.max_connections,
+        config.http.request_read_timeout,
+    );
+    let guard = Guard::new(&config.http.allowed_hosts, &config.http.allowed_origins);
 
     let trigger = {
         let stop_tx = stop_tx.clone();
@@ -95,22 +105,11 @@ pub async fn serve(
             let _ = stop_tx.send(true);
         })
     };
-    let mut stopped = stop_rx.clone();
-    // Nagle off. Every message is small and someone waits for it, and Nagle holds a small
-    // segment back while an earlier one is unacknowledged: a waiter that was sent `queued`
-    // and has sent nothing since (so its kernel delays the ACK, by up to 40 ms) got its
-    // `granted` 40 ms late. Measured with `summoner bench broker --handover`: 42 ms before,
-    // well under a millisecond after.
-    let listener = listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a connection: {err}");
-        }
-    });
-    let http = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+    let router = router(state)
+        // Outermost first: a request the guard refuses costs no deadline and no slot change.
+        .layer(from_fn_with_state(limits, connections::track))
+        .layer(from_fn_with_state(Arc::new(guard), guard::check));
+    let http = connections::serve(listener, router, limits, connection_stats, stop_rx.clone());
     let hub_done = async {
         let result = hub_task.await;
         // However the loop ended, the HTTP side stops with it.

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Auth;
 use crate::hub::HubHandle;
+use crate::metrics::ConnectionStats;
 
 /// The shared state. Cloning is one reference count.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     pub next_conn: AtomicU64,
     /// Set by the loop when it lets go of every connection at shutdown.
     pub shutting_down: Arc<AtomicBool>,
+    /// What the accept loop counts, for `/metrics`.
+    pub connections: Arc<ConnectionStats>,
     /// Dropped with the last clone of the state, that is when the last connection has ended:
     /// whoever holds the receiver learns so (the server waits for it before it returns).
     _alive: mpsc::Sender<()>,
@@ -37,6 +40,7 @@ impl AppState {
         auth: Auth,
         ping_interval: Duration,
         shutting_down: Arc<AtomicBool>,
+        connections: Arc<ConnectionStats>,
     ) -> (Self, mpsc::Receiver<()>) {
         let (alive, all_gone) = mpsc::channel(1);
         let state = Self(Arc::new(Shared {
@@ -46,6 +50,7 @@ impl AppState {
             ping_interval,
             next_conn: AtomicU64::new(0),
             shutting_down,
+            connections,
             _alive: alive,
         }));
         (state, all_gone)

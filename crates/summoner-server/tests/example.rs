@@ -16,6 +16,8 @@ fn the_example_file_loads() {
     let config = ServerConfig::load(&path).unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:7878");
     assert_eq!(config.position_interval, Duration::from_secs(1));
+    assert_eq!(config.http.max_connections, 20_000);
+    assert_eq!(config.http.allowed_hosts, ["summoner.lab.example"]);
     assert_eq!(config.tokens.len(), 2);
     assert_eq!(config.tokens[1].role, Role::Admin);
     let names: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
