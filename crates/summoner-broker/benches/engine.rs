@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use summoner_broker::{Broker, BrokerConfig, Input, Outputs, PoolConfig, RangeConfig};
+use summoner_broker::{Broker, BrokerConfig, Input, LeaseKey, Outputs, PoolConfig, RangeConfig};
 use summoner_protocol::{
     Acquire, ClientMessage, LeaseId, Release, RequestId, ServerMessage, SessionId, Want,
 };
@@ -46,8 +46,11 @@ impl Driver {
             pools: vec![pool],
             ..BrokerConfig::default()
         };
+        let mut broker = Broker::new(config).unwrap();
+        // Lease ids as a server makes them: a keyed hash per grant, not a counter.
+        broker.set_lease_key(LeaseKey::new([0x5a; 16]));
         Self {
-            broker: Broker::new(config).unwrap(),
+            broker,
             clock: Instant::now(),
             codec,
             out: Outputs::default(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use summoner_protocol::duration::{serde_duration, serde_opt_duration};
-use summoner_protocol::{Labels, PropValue, Props};
+use summoner_protocol::{Labels, Limits, PropValue, Props};
 
 /// The most resources one `range` may expand to. Far more than any lab has ports or boards,
 /// and small enough that a typo (`to = 2000000`) cannot eat the server's memory.
@@ -28,6 +28,11 @@ pub struct BrokerConfig {
     /// The shortest time between two `queued` position updates to one waiter.
     #[serde(default = "default_position_interval", with = "serde_duration")]
     pub position_interval: Duration,
+    /// The bounds on what clients send: the engine checks each `acquire` against them again,
+    /// and refuses a request that would make its session, or the whole queue, wait for more
+    /// than `waiting_per_session` or `waiting_total` requests.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_resume_grace() -> Duration {
@@ -44,6 +49,7 @@ impl Default for BrokerConfig {
             pools: Vec::new(),
             resume_grace: default_resume_grace(),
             position_interval: default_position_interval(),
+            limits: Limits::default(),
         }
     }
 }

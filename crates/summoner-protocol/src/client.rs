@@ -298,9 +298,7 @@ impl Acquire {
         for (i, want) in self.want.iter().enumerate() {
             let item = i + 1;
             limits
-                .check_name(&want.pool, || {
-                    format!("`pool` of item {item} in `acquire`")
-                })
+                .check_name(&want.pool, || format!("`pool` of item {item} in `acquire`"))
                 .map_err(too_large)?;
             if want.count == 0 {
                 return Err(ProtocolError::bad_request(

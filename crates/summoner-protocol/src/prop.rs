@@ -13,7 +13,9 @@ pub type Labels = BTreeMap<String, String>;
 
 /// Labels that refuse a key named twice, where a plain map would keep the last value: the
 /// strict protocol does not let the order of keys decide what a request means.
-pub(crate) fn strict_labels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
+pub(crate) fn strict_labels<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Labels, D::Error> {
     struct LabelsVisitor;
     impl<'de> Visitor<'de> for LabelsVisitor {
         type Value = Labels;

@@ -52,8 +52,7 @@ fn numbers_that_would_not_come_back_as_sent_are_refused() {
 
 #[test]
 fn a_key_named_twice_is_refused_wherever_it_is() {
-    let (code, message, id) =
-        refused(r#"{"type":"acquire","id":1,"id":2,"want":[{"pool":"p"}]}"#);
+    let (code, message, id) = refused(r#"{"type":"acquire","id":1,"id":2,"want":[{"pool":"p"}]}"#);
     assert_eq!(code, ErrorCode::BadRequest);
     assert_eq!(
         message,
@@ -143,7 +142,11 @@ fn every_limit_is_named_when_exceeded() {
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(200));
     let e = ClientMessage::parse_with(&big, &limits).unwrap_err();
     assert_eq!(e.code, ErrorCode::TooLarge);
-    assert!(e.message.ends_with("(`limits.frame_bytes`)"), "{}", e.message);
+    assert!(
+        e.message.ends_with("(`limits.frame_bytes`)"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
