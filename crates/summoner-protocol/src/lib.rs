@@ -32,6 +32,7 @@ pub use error::ProtocolError;
 pub use id::{LeaseId, RequestId, SessionId, ShortSessionId};
 pub use limits::{
     BadLimit, LimitExceeded, Limits, MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS,
+    prefix as shorten,
 };
 pub use prop::{Labels, PropValue, Props};
 pub use server::{

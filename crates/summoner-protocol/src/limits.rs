@@ -244,7 +244,8 @@ fn are(n: &usize) -> &'static str {
     if *n == 1 { "is" } else { "are" }
 }
 
-/// The first few characters of a text that is too long to show whole in a message.
+/// The first 32 characters of a text, which is how messages show a name or a key that may be
+/// too long to show whole.
 pub fn prefix(text: &str) -> &str {
     const SHOWN: usize = 32;
     match text.char_indices().nth(SHOWN) {

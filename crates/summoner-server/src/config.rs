@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use summoner_broker::{BrokerConfig, PoolConfig, RangeConfig};
 use summoner_protocol::duration::serde_duration;
+use summoner_protocol::{BadLimit, LimitExceeded, Limits};
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -62,6 +63,14 @@ pub struct ServerConfig {
     /// list (`pool = []`): no pools until some are added through the API.
     #[serde(default = "default_pools", rename = "pool")]
     pub pools: Vec<PoolConfig>,
+
+    // Bounds on input (the `[limits]` table).
+    /// The bounds on what clients and admins may send: frame size, lengths of ids, notes,
+    /// names, labels and props, items per request, and how many requests may wait per
+    /// session and in all. Each field has a default (see `docs/config.md`); the pools of
+    /// this file are held to them too.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// SQLite's `synchronous` mode for the journal.
@@ -196,6 +205,19 @@ pub enum ConfigError {
     /// The pools are invalid.
     #[error(transparent)]
     Pools(#[from] summoner_broker::ConfigError),
+
+    // The `[limits]` table.
+    /// A limit that cannot be used (0, or more items than the engine supports).
+    #[error(transparent)]
+    BadLimit(#[from] BadLimit),
+    /// A pool of the config exceeds one of the limits.
+    #[error("pool `{pool}`: {exceeded}")]
+    PoolOverLimit {
+        /// The pool (its name shortened if that is what is too long).
+        pool: String,
+        /// Which limit, and by how much.
+        exceeded: LimitExceeded,
+    },
 }
 
 fn default_listen() -> SocketAddr {
@@ -251,6 +273,7 @@ impl Default for ServerConfig {
             history_retention: default_history_retention(),
             tokens: Vec::new(),
             pools: default_pools(),
+            limits: Limits::default(),
         }
     }
 }
@@ -283,6 +306,15 @@ impl ServerConfig {
     /// takes from its listener, whatever `listen` says).
     pub fn check_for(&self, addr: SocketAddr) -> Result<(), ConfigError> {
         self.broker_config().validate()?;
+        self.limits.check()?;
+        for pool in &self.pools {
+            pool.check_limits(&self.limits).map_err(|exceeded| {
+                ConfigError::PoolOverLimit {
+                    pool: summoner_protocol::shorten(&pool.name).to_owned(),
+                    exceeded,
+                }
+            })?;
+        }
         for (field, value) in [
             ("ping_interval", self.ping_interval),
             ("position_interval", self.position_interval),
@@ -309,6 +341,7 @@ impl ServerConfig {
             pools: self.pools.clone(),
             resume_grace: self.resume_grace,
             position_interval: self.position_interval,
+            limits: self.limits,
         }
     }
 

@@ -79,6 +79,7 @@ pub async fn serve(
         readers.clone(),
         auth,
         config.ping_interval,
+        config.limits,
         shutting_down,
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
