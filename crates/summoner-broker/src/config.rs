@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use summoner_protocol::duration::{serde_duration, serde_opt_duration};
-use summoner_protocol::{LimitExceeded, Labels, Limits, PropValue, Props, shorten};
+use summoner_protocol::{Labels, LimitExceeded, Limits, PropValue, Props, shorten};
 
 /// The most resources one `range` may expand to. Far more than any lab has ports or boards,
 /// and small enough that a typo (`to = 2000000`) cannot eat the server's memory.

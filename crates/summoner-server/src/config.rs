@@ -308,12 +308,11 @@ impl ServerConfig {
         self.broker_config().validate()?;
         self.limits.check()?;
         for pool in &self.pools {
-            pool.check_limits(&self.limits).map_err(|exceeded| {
-                ConfigError::PoolOverLimit {
+            pool.check_limits(&self.limits)
+                .map_err(|exceeded| ConfigError::PoolOverLimit {
                     pool: summoner_protocol::shorten(&pool.name).to_owned(),
                     exceeded,
-                }
-            })?;
+                })?;
         }
         for (field, value) in [
             ("ping_interval", self.ping_interval),
