@@ -5,12 +5,14 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{Client, Server, config, expect, http, pool, token};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use summoner_broker::{PoolConfig, ResourceConfig};
 use summoner_protocol::Limits;
-use summoner_server::{ConfigError, ServerError};
+use summoner_server::{ConfigError, ServerConfig, ServerError};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Small limits, so that each can be reached in a few frames.
@@ -403,4 +405,42 @@ async fn the_configs_pools_are_held_to_the_limits_too() {
         "pool `boards`: the value of label `lab` of resource `rpi-1` of pool `boards` has 200 \
          characters; at most 128 are allowed (`limits.label_chars`)"
     );
+}
+
+#[test]
+fn the_limits_table_reads_from_toml_with_its_defaults_documented() {
+    let config =
+        ServerConfig::parse("[limits]\nwaiting_per_session = 5\n", Path::new("s.toml")).unwrap();
+    assert_eq!(config.limits.waiting_per_session, 5);
+    assert_eq!(config.limits.waiting_total, Limits::default().waiting_total);
+
+    let typo = ServerConfig::parse("[limits]\nwaiting_per_sesion = 5\n", Path::new("s.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        typo.starts_with("s.toml:2:1: unknown field `waiting_per_sesion`"),
+        "{typo}"
+    );
+    let zero = ServerConfig::parse("[limits]\nid_chars = 0\n", Path::new("s.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(zero, "`limits.id_chars` must be at least 1");
+    let wide = ServerConfig::parse("[limits]\nitems_per_request = 65\n", Path::new("s.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(wide, "`limits.items_per_request` must be at most 64");
+
+    // docs/config.md and examples/summoner.toml show the defaults as they are.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let docs = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+    let block = docs
+        .split("```toml\n")
+        .find(|b| b.starts_with("[limits]"))
+        .and_then(|b| b.split("```").next())
+        .expect("docs/config.md shows the [limits] table");
+    let documented: ServerConfig = toml::from_str(block).unwrap();
+    assert_eq!(documented.limits, Limits::default());
+    let example = std::fs::read_to_string(root.join("examples/summoner.toml")).unwrap();
+    let example: ServerConfig = toml::from_str(&example).unwrap();
+    assert_eq!(example.limits, Limits::default());
 }
