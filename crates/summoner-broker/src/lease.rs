@@ -64,14 +64,15 @@ impl LeaseIds {
         match self {
             Self::Sequential => LeaseId(format!("lease-{seq}")),
             Self::Keyed(LeaseKey(key)) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let tag = crate::siphash::siphash128(key, &seq.to_le_bytes());
-                let mut id = String::with_capacity(6 + 32);
-                id.push_str("lease-");
+                let mut id = Vec::with_capacity(6 + 32);
+                id.extend_from_slice(b"lease-");
                 for b in tag {
-                    id.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
-                    id.push(char::from_digit(u32::from(b & 0xf), 16).expect("a nibble"));
+                    id.push(HEX[usize::from(b >> 4)]);
+                    id.push(HEX[usize::from(b & 0xf)]);
                 }
-                LeaseId(id)
+                LeaseId(String::from_utf8(id).expect("ASCII is UTF-8"))
             }
         }
     }
