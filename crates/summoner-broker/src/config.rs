@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use summoner_protocol::duration::{serde_duration, serde_opt_duration};
-use summoner_protocol::{Labels, PropValue, Props};
+use summoner_protocol::{Labels, LimitExceeded, Limits, PropValue, Props, shorten};
 
 /// The most resources one `range` may expand to. Far more than any lab has ports or boards,
 /// and small enough that a typo (`to = 2000000`) cannot eat the server's memory.
@@ -28,6 +28,11 @@ pub struct BrokerConfig {
     /// The shortest time between two `queued` position updates to one waiter.
     #[serde(default = "default_position_interval", with = "serde_duration")]
     pub position_interval: Duration,
+    /// The bounds on what clients send: the engine checks each `acquire` against them again,
+    /// and refuses a request that would make its session, or the whole queue, wait for more
+    /// than `waiting_per_session` or `waiting_total` requests.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_resume_grace() -> Duration {
@@ -44,6 +49,7 @@ impl Default for BrokerConfig {
             pools: Vec::new(),
             resume_grace: default_resume_grace(),
             position_interval: default_position_interval(),
+            limits: Limits::default(),
         }
     }
 }
@@ -259,5 +265,45 @@ impl BrokerConfig {
             }
         }
         Ok(())
+    }
+}
+
+// The `[limits]` on names, labels and props. They are checked where an inventory comes in
+// (the server's config file and the admin API), not when the engine starts, so that a
+// journal written under other limits still restores.
+
+impl PoolConfig {
+    /// Checks the pool's name, its range's labels and prop, and each listed resource against
+    /// `limits`.
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), LimitExceeded> {
+        limits.check_name(&self.name, || {
+            format!("the name of pool `{}…`", shorten(&self.name))
+        })?;
+        if let Some(range) = &self.range {
+            let of = format!("the range of pool `{}`", self.name);
+            limits.check_labels(&range.labels, &of)?;
+            let props = Props::from([(range.prop.clone(), PropValue::from(range.to))]);
+            limits.check_props(&props, &of)?;
+        }
+        for resource in &self.resources {
+            resource.check_limits(&self.name, limits)?;
+        }
+        Ok(())
+    }
+}
+
+impl ResourceConfig {
+    /// Checks the resource's name, labels and props against `limits`; `pool` is for messages.
+    pub fn check_limits(&self, pool: &str, limits: &Limits) -> Result<(), LimitExceeded> {
+        limits.check_name(&self.name, || {
+            format!(
+                "the name of resource `{}…` of pool `{}`",
+                shorten(&self.name),
+                shorten(pool)
+            )
+        })?;
+        let of = format!("resource `{}` of pool `{}`", self.name, shorten(pool));
+        limits.check_labels(&self.labels, &of)?;
+        limits.check_props(&self.props, &of)
     }
 }

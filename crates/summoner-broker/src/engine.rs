@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use summoner_protocol::duration::format_duration;
 use summoner_protocol::{
-    Acquire, ClientMessage, ErrorCode, Grant, LeaseId, PROTOCOL_VERSION, RequestId, Resumed,
-    ServerMessage, SessionId, Welcome,
+    Acquire, ClientMessage, ErrorCode, Grant, LeaseId, LimitExceeded, Limits, PROTOCOL_VERSION,
+    RequestId, Resumed, ServerMessage, SessionId, Welcome,
 };
 
 use crate::admin::{AdminError, AdminOp, Checked};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::event::{CancelCause, Event, EventKind, ReleaseCause, RevokeCause};
 use crate::ids::{PoolId, QueueKey, ResId};
-use crate::lease::{Lease, lease_id, millis};
+use crate::lease::{Lease, LeaseIds, LeaseKey, millis};
 use crate::pool::Inventory;
 use crate::queue::{Queue, Work};
 use crate::session::{Presence, Session};
@@ -42,6 +42,9 @@ pub struct Broker {
     timers: BTreeSet<(Instant, Timer)>,
     next_seq: u64,
     resume_grace: Duration,
+    limits: Limits,
+    /// How leases are named: `lease-N` until the server gives a key.
+    lease_ids: LeaseIds,
     counters: Counters,
 }
 
@@ -180,8 +183,18 @@ impl Broker {
             timers: BTreeSet::new(),
             next_seq: 1,
             resume_grace: config.resume_grace,
+            limits: config.limits,
+            lease_ids: LeaseIds::default(),
             counters: Counters::default(),
         })
+    }
+
+    /// Names every lease granted from now on with a keyed hash of its sequence number instead
+    /// of `lease-N`, so that lease ids cannot be guessed (see `docs/broker.md`). A server
+    /// calls it once, before serving, with 128 fresh random bits; ids already granted keep
+    /// their names.
+    pub fn set_lease_key(&mut self, key: LeaseKey) {
+        self.lease_ids = LeaseIds::Keyed(key);
     }
 
     /// Handles one input at time `now`.
@@ -250,6 +263,10 @@ impl Broker {
 
     pub(crate) fn resume_grace(&self) -> Duration {
         self.resume_grace
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn fire_due(&mut self, now: Instant, out: &mut Outputs) {
@@ -435,7 +452,7 @@ impl Broker {
     }
 
     fn acquire(&mut self, now: Instant, session: SessionId, acquire: Acquire, out: &mut Outputs) {
-        if let Err(e) = acquire.validate() {
+        if let Err(e) = acquire.validate_with(&self.limits) {
             Self::reply(out, &session, e.to_message());
             return;
         }
@@ -514,7 +531,19 @@ impl Broker {
             );
             return;
         }
-        // It waits.
+        // It waits, if there is room: a session's waiting requests, and all of them, are
+        // bounded, so that no client can grow the server's memory (and its journal) at will.
+        if let Some(over) = self.no_room(&w.session) {
+            self.counters.refusals += 1;
+            Self::error(
+                out,
+                &w.session,
+                Some(w.id),
+                ErrorCode::TooLarge,
+                format!("cannot wait: {over}"),
+            );
+            return;
+        }
         let (session, id, want, deadline) =
             (w.session.clone(), w.id.clone(), w.want.clone(), w.deadline);
         let position = self.queue.enqueue(now, w);
@@ -539,6 +568,31 @@ impl Broker {
                 position,
             },
         );
+    }
+
+    /// Which bound one more waiting request of `session` would exceed, if any.
+    fn no_room(&self, session: &SessionId) -> Option<LimitExceeded> {
+        let mine = self.queue.pending_count(session);
+        if mine >= self.limits.waiting_per_session {
+            return Some(LimitExceeded {
+                limit: "waiting_per_session",
+                what: "this session".into(),
+                unit: "waiting requests",
+                actual: mine,
+                max: self.limits.waiting_per_session,
+            });
+        }
+        let all = self.queue.len();
+        if all >= self.limits.waiting_total {
+            return Some(LimitExceeded {
+                limit: "waiting_total",
+                what: "the server's queue".into(),
+                unit: "waiting requests",
+                actual: all,
+                max: self.limits.waiting_total,
+            });
+        }
+        None
     }
 
     /// Takes a waiter out of the queue and stops its timer.
@@ -589,7 +643,7 @@ impl Broker {
         out: &mut Outputs,
     ) -> Waiter {
         let seq = self.next_seq;
-        let lease = lease_id(seq);
+        let lease = self.lease_ids.id(seq);
         let max_hold = self
             .inv
             .shortest_max_hold(w.parts.iter().map(|part| part.pool), now);

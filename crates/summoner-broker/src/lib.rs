@@ -45,6 +45,7 @@ mod pool;
 mod queue;
 mod restore;
 mod session;
+mod siphash;
 mod view;
 mod waiter;
 
@@ -54,6 +55,7 @@ pub use config::{
 };
 pub use engine::{Adoption, Broker, Disconnect, Input, Outputs};
 pub use event::{CancelCause, Event, EventKind, ReleaseCause, ResourceRef, RevokeCause};
+pub use lease::LeaseKey;
 pub use restore::{Checkpoint, LeaseFold, RestoredLease, fold_events};
 /// The duration grammar of every summoner file and flag, re-exported from where it lives so
 /// that users of the broker's config types need not name a second crate.

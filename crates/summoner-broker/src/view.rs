@@ -335,6 +335,7 @@ impl Broker {
                 .collect(),
             resume_grace: self.resume_grace(),
             position_interval: self.wait_queue().position_interval(),
+            limits: *self.limits(),
         }
     }
 }

@@ -1340,6 +1340,9 @@ fn config_reads_the_server_toml_shape_and_rejects_mistakes() {
 #[test]
 fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
     let mut h = ports(1);
+    // Lease ids as a server makes them, under a fixed key so the transcript is stable.
+    h.broker
+        .set_lease_key(summoner_broker::LeaseKey::new(*b"protocol.md key!"));
     let mut said: Vec<String> = Vec::new();
     let mut record = |out: summoner_broker::Outputs| {
         said.extend(out.messages.iter().map(|(_, m)| m.to_json()));
@@ -1349,6 +1352,11 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         msg: summoner_protocol::ClientMessage::parse(msg).unwrap(),
     };
     let now = h.now;
+    let docs = include_str!("../../../docs/protocol.md");
+    let example = docs
+        .split("## An example session")
+        .nth(1)
+        .expect("the docs have an example session");
     record(h.broker.handle(
         now,
         Input::Connected {
@@ -1356,13 +1364,18 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
             resumable: false,
         },
     ));
-    record(h.broker.handle(
+    let first = h.broker.handle(
         now,
         input(
             "A…",
             r#"{"type":"acquire","id":1,"want":[{"pool":"ports"}]}"#,
         ),
-    ));
+    );
+    let ServerMessage::Granted(grant) = &first.messages[0].1 else {
+        panic!("{:?}", first.messages)
+    };
+    let lease = grant.lease.clone();
+    record(first);
     record(h.broker.handle(
         now,
         Input::Connected {
@@ -1384,10 +1397,9 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
             r#"{"type":"acquire","id":2,"want":[{"pool":"ports"}],"wait_ms":0}"#,
         ),
     ));
-    record(
-        h.broker
-            .handle(now, input("A…", r#"{"type":"release","lease":"lease-2"}"#)),
-    );
+    let release = format!(r#"{{"type":"release","lease":"{lease}"}}"#);
+    assert!(example.contains(&format!("→ {release}")), "{release}");
+    record(h.broker.handle(now, input("A…", &release)));
     record(h.broker.handle(
         now,
         Input::Disconnected {
@@ -1406,11 +1418,6 @@ fn the_example_session_in_the_protocol_docs_is_what_the_engine_says() {
         h.broker
             .handle(now, input("C…", r#"{"type":"resume","session":"B…"}"#)),
     );
-    let docs = include_str!("../../../docs/protocol.md");
-    let example = docs
-        .split("## An example session")
-        .nth(1)
-        .expect("the docs have an example session");
     for line in &said {
         assert!(
             example.contains(&format!("← {line}")),

@@ -474,6 +474,8 @@ pub enum ApiErrorCode {
     AlreadyExists,
     /// The change would leave the inventory invalid, e.g. a capacity of 0 (422).
     Invalid,
+    /// A name, label or prop over its `[limits]`; the message names the limit (413).
+    TooLarge,
     /// The server is stopping (503).
     Unavailable,
     /// Something failed inside the server (500).
@@ -506,6 +508,7 @@ impl ApiErrorCode {
             Self::UnknownPool | Self::UnknownResource | Self::UnknownLease | Self::NotFound => 404,
             Self::AlreadyExists => 409,
             Self::Invalid => 422,
+            Self::TooLarge => 413,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::HostNotAllowed => 421,

@@ -1,13 +1,15 @@
 //! Messages from a client to the server, and the strict parser the server uses for them.
 
+use std::cell::RefCell;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ProtocolError;
-use crate::id::{LeaseId, RequestId, SessionId};
-use crate::limits::{MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS};
-use crate::prop::Labels;
+use crate::id::{LeaseId, RequestId, SessionId, strict_request_id};
+use crate::limits::{LimitExceeded, Limits, prefix};
+use crate::prop::{Labels, strict_labels};
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +32,9 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acquire {
-    /// Chosen by the client, echoed in every reply about this request.
+    /// Chosen by the client, echoed in every reply about this request: a string or an
+    /// integer (see [`RequestId`]).
+    #[serde(deserialize_with = "strict_request_id")]
     pub id: RequestId,
     /// What is wanted, all or nothing.
     pub want: Vec<Want>,
@@ -39,7 +43,8 @@ pub struct Acquire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
     /// Higher is served first; requests of equal priority are served in arrival order.
-    /// Negative values are allowed (served after the default 0).
+    /// Negative values are allowed (served after the default 0); the range is that of `i32`,
+    /// -2147483648 to 2147483647.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
     /// Free text shown next to the request and the lease in the dashboard (e.g. the job URL).
@@ -57,8 +62,13 @@ pub struct Want {
     /// How many distinct resources; 1 when absent.
     #[serde(default = "one")]
     pub count: u32,
-    /// Labels a resource must have (with these values) to be chosen; none when absent.
-    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    /// Labels a resource must have (with these values) to be chosen; none when absent. A
+    /// label named twice is refused, not decided by order.
+    #[serde(
+        default,
+        skip_serializing_if = "Labels::is_empty",
+        deserialize_with = "strict_labels"
+    )]
     pub labels: Labels,
 }
 
@@ -94,6 +104,7 @@ pub struct Release {
 #[serde(deny_unknown_fields)]
 pub struct Cancel {
     /// The id of the waiting `acquire`.
+    #[serde(deserialize_with = "strict_request_id")]
     pub id: RequestId,
 }
 
@@ -114,16 +125,26 @@ pub struct Ping {}
 const TYPES: &str = "acquire, release, cancel, resume, ping";
 
 impl ClientMessage {
-    /// Parses one text frame, checking the limits, with errors a client developer can act on
+    /// Parses one text frame, checking the default [`Limits`]; see
+    /// [`ClientMessage::parse_with`].
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        Self::parse_with(text, &Limits::default())
+    }
+
+    /// Parses one text frame, checking `limits`, with errors a client developer can act on
     /// ("missing field `want` in `acquire`"). The error carries the request `id` when the
     /// frame had one, so the `error` reply can echo it.
-    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        if text.len() > MAX_FRAME_BYTES {
+    ///
+    /// Strict: unknown fields, keys that appear twice in an object (`"id":1,"id":2`) and
+    /// numeric ids that could not be echoed byte for byte (`1e3`, `7.5`) are refused.
+    pub fn parse_with(text: &str, limits: &Limits) -> Result<Self, ProtocolError> {
+        if text.len() > limits.frame_bytes {
             return Err(ProtocolError::too_large(
                 None,
                 format!(
-                    "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes",
-                    text.len()
+                    "frame of {} bytes exceeds the limit of {} bytes (`limits.frame_bytes`)",
+                    text.len(),
+                    limits.frame_bytes
                 ),
             ));
         }
@@ -131,16 +152,16 @@ impl ClientMessage {
         // going through `Value`; anything it does not accept as it stands goes the slow way,
         // which decides what is wrong and says so.
         if let Some(msg) = fast::parse(text) {
-            msg.validate()?;
+            msg.validate_with(limits)?;
             return Ok(msg);
         }
-        Self::parse_slow(text)
+        Self::parse_slow(text, limits)
     }
 
     /// The reference parser: through `Value`, so that the `id` and the `type` are known
     /// before the shape is checked, which is what makes the errors precise.
-    fn parse_slow(text: &str) -> Result<Self, ProtocolError> {
-        let value: Value = serde_json::from_str(text)
+    fn parse_slow(text: &str, limits: &Limits) -> Result<Self, ProtocolError> {
+        let (value, repeated) = strict::parse(text)
             .map_err(|e| ProtocolError::bad_request(None, format!("not JSON: {e}")))?;
         let Value::Object(mut map) = value else {
             return Err(ProtocolError::bad_request(
@@ -151,7 +172,24 @@ impl ClientMessage {
                 ),
             ));
         };
-        let id = map.get("id").and_then(RequestId::from_value);
+        // An id that appears twice is no id at all: echoing either would be a guess. One over
+        // its limit is not echoed either.
+        let id = match &repeated {
+            Some(key) if key == "id" => None,
+            _ => map
+                .get("id")
+                .and_then(RequestId::from_value)
+                .filter(|id| check_request_id(id, "", limits).is_ok()),
+        };
+        if let Some(key) = repeated {
+            return Err(ProtocolError::bad_request(
+                id,
+                format!(
+                    "key `{}` appears twice in one object; every key may appear only once",
+                    prefix(&key)
+                ),
+            ));
+        }
         let ty = match map.remove("type") {
             Some(Value::String(ty)) => ty,
             Some(other) => {
@@ -180,21 +218,38 @@ impl ClientMessage {
             _ => {
                 return Err(ProtocolError::bad_request(
                     id,
-                    format!("unknown message type `{ty}`; expected one of {TYPES}"),
+                    format!(
+                        "unknown message type `{}`; expected one of {TYPES}",
+                        prefix(&ty)
+                    ),
                 ));
             }
         };
-        msg.validate()?;
+        msg.validate_with(limits)?;
         Ok(msg)
     }
 
-    /// Checks the limits and the rules serde cannot express (a `count` of at least 1, a
-    /// non-empty `want`). [`ClientMessage::parse`] calls it; the engine calls it again for
-    /// messages built in code.
+    /// Checks the default [`Limits`] and the rules serde cannot express; see
+    /// [`ClientMessage::validate_with`].
     pub fn validate(&self) -> Result<(), ProtocolError> {
+        self.validate_with(&Limits::default())
+    }
+
+    /// Checks `limits` and the rules serde cannot express (a `count` of at least 1, a
+    /// non-empty `want`). [`ClientMessage::parse_with`] calls it; the engine calls it again
+    /// for messages built in code.
+    pub fn validate_with(&self, limits: &Limits) -> Result<(), ProtocolError> {
+        let too_large = |e: LimitExceeded| ProtocolError::too_large(None, e.to_string());
         match self {
-            Self::Acquire(acquire) => acquire.validate(),
-            Self::Release(_) | Self::Cancel(_) | Self::Resume(_) | Self::Ping(_) => Ok(()),
+            Self::Acquire(acquire) => acquire.validate_with(limits),
+            Self::Release(release) => limits
+                .check_id(release.lease.as_str(), || "`lease` in `release`".into())
+                .map_err(too_large),
+            Self::Cancel(cancel) => check_request_id(&cancel.id, "cancel", limits),
+            Self::Resume(resume) => limits
+                .check_id(resume.session.as_str(), || "`session` in `resume`".into())
+                .map_err(too_large),
+            Self::Ping(_) => Ok(()),
         }
     }
 
@@ -204,60 +259,77 @@ impl ClientMessage {
     }
 }
 
+/// Checks the length of a string id; the error does not echo an id over the limit.
+fn check_request_id(id: &RequestId, ty: &str, limits: &Limits) -> Result<(), ProtocolError> {
+    match id {
+        RequestId::String(s) => limits
+            .check_id(s, || format!("`id` in `{ty}`"))
+            .map_err(|e| ProtocolError::too_large(None, e.to_string())),
+        RequestId::Number(_) => Ok(()),
+    }
+}
+
 impl Acquire {
     /// See [`ClientMessage::validate`].
     pub fn validate(&self) -> Result<(), ProtocolError> {
+        self.validate_with(&Limits::default())
+    }
+
+    /// See [`ClientMessage::validate_with`].
+    pub fn validate_with(&self, limits: &Limits) -> Result<(), ProtocolError> {
+        check_request_id(&self.id, "acquire", limits)?;
         let id = || Some(self.id.clone());
+        let too_large = |e: LimitExceeded| ProtocolError::too_large(id(), e.to_string());
         if self.want.is_empty() {
             return Err(ProtocolError::bad_request(
                 id(),
                 "`want` in `acquire` must list at least one item",
             ));
         }
-        if self.want.len() > MAX_ITEMS {
-            return Err(ProtocolError::too_large(
-                id(),
-                format!(
-                    "`want` in `acquire` has {} items; at most {MAX_ITEMS} are allowed",
-                    self.want.len()
-                ),
-            ));
+        if self.want.len() > limits.items_per_request {
+            return Err(too_large(LimitExceeded {
+                limit: "items_per_request",
+                what: "`want` in `acquire`".into(),
+                unit: "items",
+                actual: self.want.len(),
+                max: limits.items_per_request,
+            }));
         }
         for (i, want) in self.want.iter().enumerate() {
+            let item = i + 1;
+            limits
+                .check_name(&want.pool, || format!("`pool` of item {item} in `acquire`"))
+                .map_err(too_large)?;
             if want.count == 0 {
                 return Err(ProtocolError::bad_request(
                     id(),
                     format!(
-                        "`count` of item {} (pool `{}`) in `acquire` must be at least 1",
-                        i + 1,
+                        "`count` of item {item} (pool `{}`) in `acquire` must be at least 1",
                         want.pool
                     ),
                 ));
             }
-            if want.count > MAX_COUNT {
+            if want.count > limits.count_per_item {
                 return Err(ProtocolError::too_large(
                     id(),
                     format!(
-                        "`count` of item {} (pool `{}`) in `acquire` is {}; at most {MAX_COUNT} \
-                         is allowed",
-                        i + 1,
-                        want.pool,
-                        want.count
+                        "`count` of item {item} (pool `{}`) in `acquire` is {}; at most {} is \
+                         allowed (`limits.count_per_item`)",
+                        want.pool, want.count, limits.count_per_item
                     ),
                 ));
             }
+            limits
+                .check_labels(
+                    &want.labels,
+                    &format!("item {item} (pool `{}`) in `acquire`", want.pool),
+                )
+                .map_err(too_large)?;
         }
         if let Some(note) = &self.note {
-            let chars = note.chars().count();
-            if chars > MAX_NOTE_CHARS {
-                return Err(ProtocolError::too_large(
-                    id(),
-                    format!(
-                        "`note` in `acquire` has {chars} characters; at most {MAX_NOTE_CHARS} \
-                         are allowed"
-                    ),
-                ));
-            }
+            limits
+                .check_note(note, || "`note` in `acquire`".into())
+                .map_err(too_large)?;
         }
         Ok(())
     }
@@ -284,6 +356,104 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// JSON text to a [`Value`], noticing keys that appear twice in an object.
+///
+/// `serde_json` keeps the last of two equal keys without a word, so `"id":1,"id":2` would be
+/// an acquire with id 2, while the typed parse refuses it: the strict protocol refuses it
+/// everywhere. The parse goes on past the first repeated key (keeping the first value), so
+/// that a frame that is also not JSON says so first.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    use super::RefCell;
+
+    /// The value, and the first key that appeared twice in one of its objects.
+    pub(super) fn parse(text: &str) -> Result<(Value, Option<String>), serde_json::Error> {
+        let repeated = RefCell::new(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = Seed {
+            repeated: &repeated,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok((value, repeated.into_inner()))
+    }
+
+    #[derive(Clone, Copy)]
+    struct Seed<'a> {
+        repeated: &'a RefCell<Option<String>>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            // JSON text has no NaN or infinity, so this is always a number.
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(self)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(self)?;
+                if object.contains_key(&key) {
+                    self.repeated.borrow_mut().get_or_insert(key);
+                } else {
+                    object.insert(key, value);
+                }
+            }
+            Ok(Value::Object(object))
+        }
+    }
+}
+
 /// The typed parse of well-formed frames, tried before the reference parser.
 ///
 /// Every field of every message type is read into one flat struct, remembering for each
@@ -296,7 +466,16 @@ mod fast {
     use serde::{Deserialize, Deserializer};
 
     use super::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want};
-    use crate::id::{LeaseId, RequestId, SessionId};
+    use crate::id::{LeaseId, RequestId, SessionId, strict_request_id};
+
+    /// A request id held to the rule of [`strict_request_id`].
+    struct StrictId(RequestId);
+
+    impl<'de> Deserialize<'de> for StrictId {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            strict_request_id(deserializer).map(Self)
+        }
+    }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "snake_case")]
@@ -346,7 +525,7 @@ mod fast {
         #[serde(rename = "type")]
         ty: Type,
         #[serde(default)]
-        id: Field<RequestId>,
+        id: Field<StrictId>,
         #[serde(default)]
         want: Field<Vec<Want>>,
         #[serde(default)]
@@ -384,7 +563,7 @@ mod fast {
                     Field::Present(p) => p,
                 };
                 Some(ClientMessage::Acquire(Acquire {
-                    id: id.required()?,
+                    id: id.required()?.0,
                     want: want.required()?,
                     // `Option` fields take `null` for absent, as serde does.
                     wait_ms: match wait_ms {
@@ -404,7 +583,9 @@ mod fast {
                 }))
             }
             Type::Cancel if acquire_only && lease.is_absent() && session.is_absent() => {
-                Some(ClientMessage::Cancel(Cancel { id: id.required()? }))
+                Some(ClientMessage::Cancel(Cancel {
+                    id: id.required()?.0,
+                }))
             }
             Type::Resume if acquire_only && id.is_absent() && lease.is_absent() => {
                 Some(ClientMessage::Resume(Resume {
@@ -425,7 +606,7 @@ mod fast {
 mod tests {
     use proptest::prelude::*;
 
-    use super::ClientMessage;
+    use super::{ClientMessage, Limits};
 
     /// A JSON value for some field: right for some keys, wrong for others.
     fn value() -> impl Strategy<Value = String> {
@@ -435,19 +616,45 @@ mod tests {
             Just("0".to_owned()),
             Just("-3".to_owned()),
             Just("7.5".to_owned()),
+            // Numbers a float would not give back as written.
+            Just("1e3".to_owned()),
+            Just("-0".to_owned()),
+            Just("1.0".to_owned()),
+            Just("18446744073709551615".to_owned()),
             Just("18446744073709551616".to_owned()),
+            Just("-9223372036854775809".to_owned()),
+            Just("12345678901234567890123".to_owned()),
             Just(r#""x""#.to_owned()),
             Just(r#""l-1""#.to_owned()),
+            Just(r#""long-id-over-the-small-limit""#.to_owned()),
             Just("[]".to_owned()),
             Just("{}".to_owned()),
+            Just(r#"{"a":1,"a":2}"#.to_owned()),
             Just(r#"[{"pool":"p"}]"#.to_owned()),
             Just(r#"[{"pool":"p","count":2,"labels":{"a":"b"}}]"#.to_owned()),
             Just(r#"[{"pool":"p","count":0}]"#.to_owned()),
+            Just(r#"[{"pool":"p","count":10001}]"#.to_owned()),
             Just(r#"[{"pool":"p","pool":"q"}]"#.to_owned()),
             Just(r#"[{"pool":"p","extra":1}]"#.to_owned()),
             Just(r#"[{"pool":"p","labels":{"a":"b","a":"c"}}]"#.to_owned()),
+            Just(r#"[{"pool":"p","labels":{"a":"b","c":"d","e":"f"}}]"#.to_owned()),
+            Just(r#"[{"pool":"a-long-pool-name"}]"#.to_owned()),
+            Just(r#"[{"pool":"p"},{"pool":"q"},{"pool":"r"}]"#.to_owned()),
             Just(r#"[{"pool":"p","count":null}]"#.to_owned()),
         ]
+    }
+
+    /// Limits small enough that the values above cross them.
+    fn small() -> Limits {
+        Limits {
+            items_per_request: 2,
+            id_chars: 8,
+            note_chars: 2,
+            name_chars: 4,
+            label_count: 2,
+            label_chars: 1,
+            ..Limits::default()
+        }
     }
 
     fn key() -> impl Strategy<Value = &'static str> {
@@ -551,12 +758,33 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(cases(4096)))]
 
-        /// The fast path answers exactly as the reference parser does, message or error.
+        /// The fast path answers exactly as the reference parser does, message or error, with
+        /// the default limits and with small ones.
         #[test]
         fn fast_path_agrees_with_the_reference(text in frame()) {
-            let reference = ClientMessage::parse_slow(&text);
-            let parsed = ClientMessage::parse(&text);
-            prop_assert_eq!(parsed, reference, "{}", text);
+            for limits in [Limits::default(), small()] {
+                let reference = ClientMessage::parse_slow(&text, &limits);
+                let parsed = ClientMessage::parse_with(&text, &limits);
+                prop_assert_eq!(parsed, reference, "{}", text);
+            }
+        }
+
+        /// What is accepted is exact: the id comes back byte for byte as it was written, and
+        /// the message reads back as itself.
+        #[test]
+        fn accepted_frames_are_echoed_exactly(text in frame()) {
+            if let Ok(msg) = ClientMessage::parse(&text) {
+                let id = match &msg {
+                    ClientMessage::Acquire(a) => Some(&a.id),
+                    ClientMessage::Cancel(c) => Some(&c.id),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    let echoed = serde_json::to_string(id).unwrap();
+                    prop_assert!(text.contains(&format!("\"id\":{echoed}")), "{} {}", text, echoed);
+                }
+                prop_assert_eq!(ClientMessage::parse(&msg.to_json()), Ok(msg));
+            }
         }
 
         /// The same for text that is JSON only by chance.
@@ -564,7 +792,7 @@ mod tests {
         fn fast_path_agrees_on_json_like_text(
             text in r#"\{("(type|id|want|pool|lease|ping|acquire)"|[\[\]{}",:0-9a-z .-]){0,60}\}?"#
         ) {
-            let reference = ClientMessage::parse_slow(&text);
+            let reference = ClientMessage::parse_slow(&text, &Limits::default());
             let parsed = ClientMessage::parse(&text);
             prop_assert_eq!(parsed, reference, "{}", text);
         }

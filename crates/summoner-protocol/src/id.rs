@@ -11,21 +11,27 @@ use serde_json::{Number, Value};
 /// `error` exactly as it was sent.
 ///
 /// Clients in different languages find different ids natural (a counter, a UUID string), so
-/// both strings and numbers are accepted. Anything else (null, booleans, objects) is refused,
-/// because it would be too easy to send by mistake and could not be echoed faithfully.
+/// both strings and integers are accepted. Anything else (null, booleans, objects) is
+/// refused, because it would be too easy to send by mistake and could not be echoed
+/// faithfully. So are numbers that are not plain integers (`7.5`, `1e3`, `-0`, or beyond
+/// 64 bits): JSON parsers turn them into floating point, which cannot give back the text that
+/// was sent (`1e3` would come back as `1000.0`), and an id must come back byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RequestId {
-    /// A JSON number, kept as written (`7` and `7.0` are different ids).
+    /// A JSON integer from -2^63 to 2^64 - 1, written without a fraction or an exponent, so
+    /// that it is echoed exactly as written. (Deserializing a `RequestId` on its own still
+    /// takes any number, so that journals written before the rule still read; the rule is
+    /// [`crate::ClientMessage::parse`]'s.)
     Number(Number),
     /// A JSON string.
     String(String),
 }
 
 impl RequestId {
-    /// The id as a JSON value, if `value` is a string or a number.
+    /// The id as a JSON value, if `value` is a string or an integer that fits in 64 bits.
     pub fn from_value(value: &Value) -> Option<Self> {
         match value {
-            Value::Number(n) => Some(Self::Number(n.clone())),
+            Value::Number(n) if !n.is_f64() => Some(Self::Number(n.clone())),
             Value::String(s) => Some(Self::String(s.clone())),
             _ => None,
         }
@@ -35,6 +41,22 @@ impl RequestId {
 impl From<u64> for RequestId {
     fn from(n: u64) -> Self {
         Self::Number(n.into())
+    }
+}
+
+/// Why a number was refused as a request id; `docs/protocol.md` says the same.
+pub(crate) const NOT_AN_INTEGER_ID: &str = "a numeric request id must be an integer from \
+     -9223372036854775808 to 18446744073709551615, without a fraction or an exponent (`7.5`, \
+     `1e3` and `-0` cannot be echoed exactly); send anything else as a string";
+
+/// The strict form of a request id in a client's frame: a string, or an integer that can be
+/// echoed exactly (see [`RequestId`]).
+pub(crate) fn strict_request_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RequestId, D::Error> {
+    match RequestId::deserialize(deserializer)? {
+        RequestId::Number(n) if n.is_f64() => Err(de::Error::custom(NOT_AN_INTEGER_ID)),
+        id => Ok(id),
     }
 }
 
@@ -85,6 +107,8 @@ impl<'de> Deserialize<'de> for RequestId {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RequestId, E> {
                 Ok(RequestId::Number(v.into()))
             }
+            // Lenient, for journals and API answers written before ids were restricted to
+            // integers; a client's frame is held to the rule by `ClientMessage::parse`.
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<RequestId, E> {
                 Number::from_f64(v)
                     .map(RequestId::Number)

@@ -30,7 +30,10 @@ pub use client::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want};
 pub use code::ErrorCode;
 pub use error::ProtocolError;
 pub use id::{LeaseId, RequestId, SessionId, ShortSessionId};
-pub use limits::{MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS};
+pub use limits::{
+    BadLimit, LimitExceeded, Limits, MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS,
+    prefix as shorten,
+};
 pub use prop::{Labels, PropValue, Props};
 pub use server::{
     Cancelled, ErrorReply, Grant, GrantedResource, Pong, Queued, Released, Resumed, Revoked,

@@ -11,6 +11,34 @@ use serde_json::Number;
 /// A `BTreeMap` so that the JSON form is stable (sorted keys), which snapshots and humans like.
 pub type Labels = BTreeMap<String, String>;
 
+/// Labels that refuse a key named twice, where a plain map would keep the last value: the
+/// strict protocol does not let the order of keys decide what a request means.
+pub(crate) fn strict_labels<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Labels, D::Error> {
+    struct LabelsVisitor;
+    impl<'de> Visitor<'de> for LabelsVisitor {
+        type Value = Labels;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of string labels")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
+            let mut labels = Labels::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if labels.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "label `{}` appears twice",
+                        crate::limits::prefix(&key)
+                    )));
+                }
+                labels.insert(key, value);
+            }
+            Ok(labels)
+        }
+    }
+    deserializer.deserialize_map(LabelsVisitor)
+}
+
 /// Properties handed to a holder: a port, a serial device, an address.
 pub type Props = BTreeMap<String, PropValue>;
 

@@ -36,7 +36,7 @@ const SESSION: &str = "9f2c4e1a7b3d4f60a1c2e3f405162738";
 fn grant() -> Grant {
     Grant {
         id: "job-42".into(),
-        lease: "lease-17".into(),
+        lease: "lease-3c9e1f07a45b2d86e0c4f1a9b7d35e62".into(),
         resources: vec![board(), port(20000), port(20001)],
     }
 }
@@ -80,7 +80,7 @@ fn examples() -> Vec<(&'static str, String)> {
         (
             "client_release",
             client(ClientMessage::Release(Release {
-                lease: "lease-17".into(),
+                lease: "lease-3c9e1f07a45b2d86e0c4f1a9b7d35e62".into(),
             })),
         ),
         (
@@ -123,20 +123,20 @@ fn examples() -> Vec<(&'static str, String)> {
         (
             "server_released",
             server(ServerMessage::Released(Released {
-                lease: "lease-17".into(),
+                lease: "lease-3c9e1f07a45b2d86e0c4f1a9b7d35e62".into(),
             })),
         ),
         (
             "server_revoked_max_hold",
             server(ServerMessage::Revoked(Revoked {
-                lease: "lease-17".into(),
+                lease: "lease-3c9e1f07a45b2d86e0c4f1a9b7d35e62".into(),
                 reason: "max hold time 10m exceeded".into(),
             })),
         ),
         (
             "server_revoked_admin",
             server(ServerMessage::Revoked(Revoked {
-                lease: "lease-17".into(),
+                lease: "lease-3c9e1f07a45b2d86e0c4f1a9b7d35e62".into(),
                 reason: "released by admin".into(),
             })),
         ),
@@ -146,7 +146,7 @@ fn examples() -> Vec<(&'static str, String)> {
                 session: SESSION.into(),
                 leases: vec![Grant {
                     id: 1u64.into(),
-                    lease: "lease-9".into(),
+                    lease: "lease-a0f4e7c2913b58d6f2e1c07b4a9d3e85".into(),
                     resources: vec![port(20003)],
                 }],
             })),

@@ -141,7 +141,8 @@ fn limits_are_too_large() {
     assert_eq!(code, ErrorCode::TooLarge);
     assert_eq!(
         message,
-        "`count` of item 2 (pool `q`) in `acquire` is 10001; at most 10000 is allowed"
+        "`count` of item 2 (pool `q`) in `acquire` is 10001; at most 10000 is allowed \
+         (`limits.count_per_item`)"
     );
     assert_eq!(id, Some(RequestId::from(1)));
 
@@ -150,7 +151,7 @@ fn limits_are_too_large() {
     assert_eq!(code, ErrorCode::TooLarge);
     assert_eq!(
         message,
-        "`want` in `acquire` has 65 items; at most 64 are allowed"
+        "`want` in `acquire` has 65 items; at most 64 are allowed (`limits.items_per_request`)"
     );
 
     let note = "é".repeat(257);
@@ -160,7 +161,7 @@ fn limits_are_too_large() {
     assert_eq!(code, ErrorCode::TooLarge);
     assert_eq!(
         message,
-        "`note` in `acquire` has 257 characters; at most 256 are allowed"
+        "`note` in `acquire` has 257 characters; at most 256 are allowed (`limits.note_chars`)"
     );
     // 256 two-byte characters are fine: the limit counts characters, not bytes.
     let note = "é".repeat(256);
@@ -178,7 +179,7 @@ fn limits_are_too_large() {
     assert_eq!(
         message,
         format!(
-            "frame of {} bytes exceeds the limit of 65536 bytes",
+            "frame of {} bytes exceeds the limit of 65536 bytes (`limits.frame_bytes`)",
             big.len()
         )
     );
@@ -209,7 +210,9 @@ fn defaults() {
 
 #[test]
 fn ids_are_echoed_as_given() {
-    for id in [r#""7""#, "7", "7.5", "-3", r#""""#] {
+    // Numbers that are not plain integers are refused (see `tests/strict.rs`): a float could
+    // not give back the text that was sent.
+    for id in [r#""7""#, "7", "-3", r#""""#, r#""7.5""#] {
         let text = format!(r#"{{"type":"cancel","id":{id}}}"#);
         let msg = ClientMessage::parse(&text).unwrap();
         assert_eq!(msg.to_json(), text);

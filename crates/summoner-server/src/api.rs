@@ -213,6 +213,11 @@ pub(crate) async fn revoke(
     } else {
         body(&bytes)?
     };
+    if let Some(reason) = &reason {
+        // The reason is kept in the journal and told to the holder, like a note.
+        app.limits
+            .check_note(reason, || "`reason` of the revoke".into())?;
+    }
     change(
         &app,
         Change::Op(AdminOp::Revoke {
@@ -231,6 +236,7 @@ pub(crate) async fn add_pool(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let pool: PoolConfig = body(&bytes)?;
+    pool.check_limits(&app.limits)?;
     let name = pool.name.clone();
     change(&app, Change::Op(AdminOp::AddPool { pool })).await?;
     let pool = app.hub.query(move |broker, _| broker.pool(&name)).await?;
@@ -255,6 +261,7 @@ pub(crate) async fn add_resource(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let resource: ResourceConfig = body(&bytes)?;
+    resource.check_limits(&pool, &app.limits)?;
     let name = resource.name.clone();
     change(
         &app,
@@ -276,6 +283,17 @@ pub(crate) async fn patch_resource(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let patch: ResourcePatch = body(&bytes)?;
+    let of = format!(
+        "resource `{}` of pool `{}`",
+        summoner_protocol::shorten(&name),
+        summoner_protocol::shorten(&pool)
+    );
+    if let Some(labels) = &patch.labels {
+        app.limits.check_labels(labels, &of)?;
+    }
+    if let Some(props) = &patch.props {
+        app.limits.check_props(props, &of)?;
+    }
     change(
         &app,
         Change::Patch {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use summoner_broker::{BrokerConfig, PoolConfig, RangeConfig};
 use summoner_protocol::duration::serde_duration;
+use summoner_protocol::{BadLimit, LimitExceeded, Limits};
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -75,6 +76,14 @@ pub struct ServerConfig {
     /// are accepted (`[http]`).
     #[serde(default)]
     pub http: HttpConfig,
+
+    // Bounds on input (the `[limits]` table).
+    /// The bounds on what clients and admins may send: frame size, lengths of ids, notes,
+    /// names, labels and props, items per request, and how many requests may wait per
+    /// session and in all. Each field has a default (see `docs/config.md`); the pools of
+    /// this file are held to them too.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// `[http]`: what the server accepts at its door, before any handler runs.
@@ -270,6 +279,19 @@ pub enum ConfigError {
         "`http.allowed_origins`: `{0}` is not an origin, like `https://dashboard.lab.example` (a scheme, a host and an optional port, no path)"
     )]
     AllowedOrigin(String),
+
+    // The `[limits]` table.
+    /// A limit that cannot be used (0, or more items than the engine supports).
+    #[error(transparent)]
+    BadLimit(#[from] BadLimit),
+    /// A pool of the config exceeds one of the limits.
+    #[error("pool `{pool}`: {exceeded}")]
+    PoolOverLimit {
+        /// The pool (its name shortened if that is what is too long).
+        pool: String,
+        /// Which limit, and by how much.
+        exceeded: LimitExceeded,
+    },
 }
 
 fn default_listen() -> SocketAddr {
@@ -348,6 +370,7 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             pools: default_pools(),
             http: HttpConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -380,6 +403,14 @@ impl ServerConfig {
     /// takes from its listener, whatever `listen` says).
     pub fn check_for(&self, addr: SocketAddr) -> Result<(), ConfigError> {
         self.broker_config().validate()?;
+        self.limits.check()?;
+        for pool in &self.pools {
+            pool.check_limits(&self.limits)
+                .map_err(|exceeded| ConfigError::PoolOverLimit {
+                    pool: summoner_protocol::shorten(&pool.name).to_owned(),
+                    exceeded,
+                })?;
+        }
         for (field, value) in [
             ("ping_interval", self.ping_interval),
             ("position_interval", self.position_interval),
@@ -407,6 +438,7 @@ impl ServerConfig {
             pools: self.pools.clone(),
             resume_grace: self.resume_grace,
             position_interval: self.position_interval,
+            limits: self.limits,
         }
     }
 

@@ -56,6 +56,10 @@ pub(crate) fn chain(err: &dyn StdError) -> String {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gone;
 
+/// What a caller without a valid token is told, over HTTP and before a WebSocket upgrade.
+pub(crate) const TOKEN_REQUIRED: &str =
+    "a valid token is required: `Authorization: Bearer TOKEN` or `?token=TOKEN`";
+
 /// An error answer of the HTTP API: `{code, message}`, with the status its code implies.
 #[derive(Debug)]
 pub(crate) struct ApiError(api::ApiError);
@@ -70,10 +74,7 @@ impl ApiError {
 
     pub fn denied(denied: Denied) -> Self {
         match denied {
-            Denied::Unauthorized => Self::new(
-                ApiErrorCode::Unauthorized,
-                "a valid token is required: `Authorization: Bearer TOKEN` or `?token=TOKEN`",
-            ),
+            Denied::Unauthorized => Self::new(ApiErrorCode::Unauthorized, TOKEN_REQUIRED),
             Denied::Forbidden => Self::new(
                 ApiErrorCode::Forbidden,
                 "this token's role is `client`; this endpoint needs an `admin` token",
@@ -120,6 +121,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.0.code.status())
             .expect("every API error code has a valid HTTP status")
+    }
+}
+
+/// A name, label, prop or reason over its limit: 413, and the message names the limit.
+impl From<summoner_protocol::LimitExceeded> for ApiError {
+    fn from(err: summoner_protocol::LimitExceeded) -> Self {
+        Self::new(ApiErrorCode::TooLarge, err.to_string())
     }
 }
 

@@ -16,6 +16,7 @@ use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::inventory::Inventory;
+use crate::session_id::new_lease_key;
 use crate::store;
 
 /// The engine as the journal in `db` left it, and how many events it read after the newest
@@ -50,8 +51,11 @@ pub(crate) async fn restore(
     let held = leases.held();
     let held_count = held.len();
     let now = tokio::time::Instant::now().into_std();
-    let (broker, out) = Broker::restore(broker_config, held, leases.next_seq(), now)
+    let (mut broker, out) = Broker::restore(broker_config, held, leases.next_seq(), now)
         .map_err(ServerError::Inventory)?;
+    // A new key at every start: ids granted before are read from the journal, not
+    // recomputed, and sequence numbers never repeat, so no id is ever handed out twice.
+    broker.set_lease_key(new_lease_key());
     clock::hold(store::append_events(db, &out.events))
         .await
         .map_err(store_error)?;

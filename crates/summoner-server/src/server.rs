@@ -88,6 +88,7 @@ pub async fn serve(
         readers.clone(),
         auth,
         config.ping_interval,
+        config.limits,
         shutting_down,
         connection_stats.clone(),
     );

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use summoner_protocol::Limits;
 use tokio::sync::mpsc;
 
 use crate::auth::Auth;
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     pub readers: SqlitePool,
     pub auth: Auth,
     pub ping_interval: Duration,
+    /// The bounds every frame and admin change is checked against.
+    pub limits: Limits,
     pub next_conn: AtomicU64,
     /// Set by the loop when it lets go of every connection at shutdown.
     pub shutting_down: Arc<AtomicBool>,
@@ -39,6 +42,7 @@ impl AppState {
         readers: SqlitePool,
         auth: Auth,
         ping_interval: Duration,
+        limits: Limits,
         shutting_down: Arc<AtomicBool>,
         connections: Arc<ConnectionStats>,
     ) -> (Self, mpsc::Receiver<()>) {
@@ -48,6 +52,7 @@ impl AppState {
             readers,
             auth,
             ping_interval,
+            limits,
             next_conn: AtomicU64::new(0),
             shutting_down,
             connections,

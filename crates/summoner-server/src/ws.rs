@@ -22,17 +22,20 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use summoner_protocol::{ClientMessage, ErrorCode, MAX_FRAME_BYTES, ServerMessage};
+use summoner_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::error::ApiError;
+use crate::auth::Denied;
+use crate::error::TOKEN_REQUIRED;
 use crate::hub::{Command, Hangup};
 use crate::outbox::{Ending, OUTBOX_CAP, Out};
 use crate::session_id::new_session_id;
@@ -97,31 +100,61 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, String> {
     }
 }
 
-/// The handshake: checks the token and the query before upgrading, so an unauthorized or
-/// malformed request gets a plain HTTP error and never a session.
+/// A refusal before the upgrade: an HTTP error whose JSON body has the form of the
+/// protocol's `error` message (`{"type":"error","code":...,"message":...}`), so a client
+/// reads it with the same code as any other error.
+fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    (status, Json(ServerMessage::error(None, code, message))).into_response()
+}
+
+/// The handshake: checks the query, the token and the upgrade itself before upgrading, so an
+/// unauthorized or malformed request gets a plain HTTP error and never a session.
 pub(crate) async fn lease(
     State(app): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<LeaseQuery>, QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => {
-            return ApiError::bad_request(format!("bad query string: {}", rejection.body_text()))
-                .into_response();
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("bad query string: {}", rejection.body_text()),
+            );
         }
     };
     if let Err(denied) = app.auth.caller(&headers, query.token.as_deref()) {
-        return ApiError::denied(denied).into_response();
+        // Leasing needs no role beyond a valid token, so the only refusal is 401.
+        debug_assert_eq!(denied, Denied::Unauthorized);
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            TOKEN_REQUIRED,
+        );
     }
     let resumable = match flag("resumable", query.resumable.as_deref()) {
         Ok(resumable) => resumable,
-        Err(message) => return ApiError::bad_request(message).into_response(),
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message),
     };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return refuse(
+                rejection.status(),
+                ErrorCode::BadRequest,
+                format!(
+                    "`/v1/lease` is a WebSocket endpoint: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let frame_bytes = app.limits.frame_bytes;
     upgrade
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(frame_bytes)
+        .max_frame_size(frame_bytes)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| connection(socket, app, resumable))
@@ -168,7 +201,7 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                     Some(Ok(frame)) => frame,
                     Some(Err(err)) => {
                         if is_too_big(&err) {
-                            tracing::debug!(conn, "frame over {MAX_FRAME_BYTES} bytes");
+                            tracing::debug!(conn, "frame over {} bytes", app.limits.frame_bytes);
                             let _ = close(&mut socket, CLOSE_TOO_BIG, "frame too large").await;
                             tokio::time::sleep(LINGER).await;
                         }
@@ -180,7 +213,7 @@ async fn connection(mut socket: WebSocket, app: AppState, resumable: bool) {
                 };
                 last_heard = Instant::now();
                 match frame {
-                    Message::Text(text) => match ClientMessage::parse(text.as_str()) {
+                    Message::Text(text) => match ClientMessage::parse_with(text.as_str(), &app.limits) {
                         Ok(msg) => {
                             if hub.send(Command::Message { conn, msg }).await.is_err() {
                                 break End::ByServer;
