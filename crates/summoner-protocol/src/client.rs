@@ -50,6 +50,7 @@ pub struct Acquire {
 /// One item of an `acquire`: `count` distinct resources of `pool` whose labels include all of
 /// `labels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Want {
     /// The pool's name.
