@@ -76,8 +76,10 @@ pub struct Resource {
     /// Its name, unique within its pool.
     pub name: String,
     /// What selectors match.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// What a holder is handed (a port, a serial device, an address).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, crate::PropValue>))]
     pub props: Props,
     /// How many leases may hold it at once; 1 = exclusive.
     pub capacity: u32,
@@ -474,9 +476,11 @@ pub struct ResourceSpec {
     pub name: String,
     /// What selectors match; absent when empty.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// What a holder is handed; absent when empty.
     #[serde(default, skip_serializing_if = "Props::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, crate::PropValue>))]
     pub props: Props,
     /// How many leases may hold it at once; 1 when absent.
     #[serde(default = "one")]
@@ -499,6 +503,7 @@ pub struct RangeSpec {
     pub prop: String,
     /// Labels of every resource of the range; absent when empty.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// Capacity of every resource of the range; 1 when absent.
     #[serde(default = "one")]
@@ -525,9 +530,11 @@ fn port() -> String {
 pub struct ResourcePatch {
     /// The new labels, replacing the old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
     pub labels: Option<Labels>,
     /// The new props, replacing the old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, crate::PropValue>>))]
     pub props: Option<Props>,
     /// The new capacity.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,6 +60,7 @@ pub struct Want {
     pub count: u32,
     /// Labels a resource must have (with these values) to be chosen; none when absent.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
 }
 

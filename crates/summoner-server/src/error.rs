@@ -130,7 +130,7 @@ impl IntoResponse for ApiError {
 /// method the route does not take (405, empty), and the rejections of axum's extractors
 /// (a WebSocket handshake without its headers, a path segment that is not UTF-8), which are
 /// plain text. Their text becomes the message, and the code follows the status
-/// ([`ApiErrorCode::for_status`]); the status and the other headers (`Allow`) stay.
+/// ([`ApiErrorCode::for_status`]); the status and the other headers stay.
 pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let response = next.run(request).await;
@@ -148,12 +148,8 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
         .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
         .unwrap_or_default();
     let message = if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allowed = parts
-            .headers
-            .get(header::ALLOW)
-            .and_then(|allow| allow.to_str().ok())
-            .unwrap_or("other methods");
-        format!("this endpoint does not take {method}; it takes {allowed}")
+        // axum adds the `Allow` header after this layer has run.
+        format!("this endpoint does not take {method}; the `Allow` header says what it takes")
     } else if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_lowercase()
     } else {
