@@ -760,3 +760,27 @@ async fn the_openapi_document_describes_what_is_served_and_the_docs_list_it() {
     assert_eq!(listed, described, "docs/server.md's API table");
     server.stop().await.unwrap();
 }
+
+/// The OpenAPI document describes the admin bodies with the API's types (`PoolSpec`,
+/// `ResourceSpec`), while the server parses them as the broker's config types: the two must
+/// read the same JSON the same way, defaults included.
+#[test]
+fn the_documented_bodies_read_as_the_server_reads_them() {
+    let full = json!({
+        "name": "lab",
+        "resource": [{"name": "rpi-1", "labels": {"arch": "arm64"}, "props": {"port": 1},
+                      "capacity": 2, "enabled": false}],
+        "range": {"from": 1, "to": 3, "prop": "n", "labels": {"a": "b"}, "capacity": 3},
+        "max_hold": "10m",
+    });
+    let minimal =
+        json!({"name": "lab", "resource": [{"name": "r"}], "range": {"from": 1, "to": 2}});
+    for body in [full, minimal] {
+        let spec: api::PoolSpec = serde_json::from_value(body.clone()).unwrap();
+        let config: summoner_broker::PoolConfig = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap(),
+            serde_json::to_value(&config).unwrap()
+        );
+    }
+}
