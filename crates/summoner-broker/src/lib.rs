@@ -62,4 +62,6 @@ pub use restore::{Checkpoint, LeaseFold, RestoredLease, fold_events};
 pub use summoner_protocol::duration::{
     format_duration, parse_duration, serde_duration, serde_opt_duration,
 };
-pub use view::{Holder, LeaseView, PoolView, ResourceView, SessionView, Stats, WaiterView};
+pub use view::{
+    Holder, LeaseView, PoolView, QueueMark, ResourceView, SessionView, Stats, WaiterView,
+};

@@ -13,7 +13,7 @@ use summoner_protocol::{Labels, LeaseId, Props, RequestId, SessionId, Want};
 use crate::config::BrokerConfig;
 use crate::engine::Broker;
 use crate::event::ResourceRef;
-use crate::ids::{PoolId, ResId};
+use crate::ids::{PoolId, QueueKey, ResId};
 use crate::session::Presence;
 
 /// A pool and its resources.
@@ -100,6 +100,33 @@ pub struct WaiterView {
     /// When its `wait_ms` runs out.
     #[serde(skip)]
     pub deadline: Option<Instant>,
+}
+
+/// Where a waiting request stands in service order: higher priority first, then earlier
+/// arrival. It stays the same for as long as the request waits, so a page of the queue can
+/// end at one and the next page start after it, however the queue changed in between.
+/// (Arrivals are counted from the server's start; the queue does not survive a restart.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueMark {
+    /// The request's priority.
+    pub priority: i32,
+    /// Its arrival number: how many requests had arrived before it.
+    pub arrival: u64,
+}
+
+impl QueueMark {
+    fn key(self) -> QueueKey {
+        QueueKey::new(self.priority, self.arrival)
+    }
+}
+
+impl From<QueueKey> for QueueMark {
+    fn from(key: QueueKey) -> Self {
+        Self {
+            priority: key.priority(),
+            arrival: key.arrival,
+        }
+    }
 }
 
 /// A session.
@@ -221,13 +248,24 @@ impl Broker {
 
     /// Every lease, oldest first.
     pub fn leases(&self) -> Vec<LeaseView> {
+        self.leases_after(None).map(|(_, view)| view).collect()
+    }
+
+    /// The leases granted after the one whose `granted` event had the sequence number
+    /// `after` (all of them when `None`), oldest first, each with that sequence number. Each
+    /// view is built as the iterator reaches it, so a page of a long list costs what it
+    /// shows.
+    pub fn leases_after(&self, after: Option<u64>) -> impl Iterator<Item = (u64, LeaseView)> + '_ {
         let inv = self.inventory();
         let sessions = self.session_table();
-        let mut leases: Vec<_> = self.lease_table().values().collect();
+        let mut leases: Vec<_> = self
+            .lease_table()
+            .values()
+            .filter(|l| after.is_none_or(|after| l.seq > after))
+            .collect();
         leases.sort_by_key(|l| l.seq);
-        leases
-            .into_iter()
-            .map(|l| LeaseView {
+        leases.into_iter().map(move |l| {
+            let view = LeaseView {
                 lease: l.id.clone(),
                 session: l.session.clone(),
                 id: l.request.clone(),
@@ -236,30 +274,44 @@ impl Broker {
                 connected: sessions.get(&l.session).is_some_and(|s| s.is_connected()),
                 granted_at: l.granted_at,
                 revoke_at: l.max_hold.map(|(at, _)| at),
-            })
-            .collect()
+            };
+            (l.seq, view)
+        })
     }
 
     /// Every waiting request, in service order.
     pub fn queue(&self) -> Vec<WaiterView> {
+        self.queue_after(None).map(|(_, view)| view).collect()
+    }
+
+    /// The waiting requests behind `after` in service order (all of them when `None`), each
+    /// with its mark. As with [`Broker::leases_after`], each view is built as the iterator
+    /// reaches it; the positions are counted for the whole queue first (a few words each).
+    pub fn queue_after(
+        &self,
+        after: Option<QueueMark>,
+    ) -> impl Iterator<Item = (QueueMark, WaiterView)> + '_ {
         let queue = self.wait_queue();
-        queue
-            .positions()
-            .into_iter()
-            .map(|(key, position)| {
-                let w = queue.get(&key).expect("a positioned waiter");
-                WaiterView {
-                    session: w.session.clone(),
-                    id: w.id.clone(),
-                    want: w.want.clone(),
-                    priority: key.priority(),
-                    note: w.note.clone(),
-                    position,
-                    since: w.since,
-                    deadline: w.deadline,
-                }
-            })
-            .collect()
+        let mut positions = queue.positions();
+        if let Some(after) = after {
+            let after = after.key();
+            let behind = positions.partition_point(|(key, _)| *key <= after);
+            positions.drain(..behind);
+        }
+        positions.into_iter().map(move |(key, position)| {
+            let w = queue.get(&key).expect("a positioned waiter");
+            let view = WaiterView {
+                session: w.session.clone(),
+                id: w.id.clone(),
+                want: w.want.clone(),
+                priority: key.priority(),
+                note: w.note.clone(),
+                position,
+                since: w.since,
+                deadline: w.deadline,
+            };
+            (QueueMark::from(key), view)
+        })
     }
 
     /// Every session, sorted by id.

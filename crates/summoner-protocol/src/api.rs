@@ -20,6 +20,7 @@ use crate::prop::{Labels, Props};
 
 /// `GET /healthz`: the broker loop answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always [`HealthStatus::Ok`]; a server that is stopping answers 503 with an
     /// [`ApiError`] instead.
@@ -30,6 +31,7 @@ pub struct Health {
 
 /// The `status` of [`Health`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// The broker loop answered.
@@ -38,6 +40,7 @@ pub enum HealthStatus {
 
 /// `GET /v1/pools`: every pool, in config order (pools added at run time last).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pools {
     /// The pools.
     pub pools: Vec<Pool>,
@@ -46,11 +49,13 @@ pub struct Pools {
 /// A pool and its resources: one entry of [`Pools`], and the answer of
 /// `GET /v1/pools/{pool}` and `POST /v1/pools`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pool {
     /// The pool's name, as `acquire` items name it.
     pub name: String,
     /// The longest a lease on this pool may be held before it is revoked, written as in the
     /// config (`10m`, `1h30m`: see `duration`); absent when leases may be held for ever.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "10m"))]
     #[serde(
         default,
         with = "crate::duration::serde_opt_duration",
@@ -66,12 +71,15 @@ pub struct Pool {
 /// A resource and who holds it: one entry of [`Pool::resources`], and the answer of
 /// `POST /v1/pools/{pool}/resources` and `PATCH /v1/pools/{pool}/resources/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resource {
     /// Its name, unique within its pool.
     pub name: String,
     /// What selectors match.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// What a holder is handed (a port, a serial device, an address).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, crate::PropValue>))]
     pub props: Props,
     /// How many leases may hold it at once; 1 = exclusive.
     pub capacity: u32,
@@ -83,6 +91,7 @@ pub struct Resource {
 
 /// One holder of a [`Resource`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Holder {
     /// The lease.
     pub lease: LeaseId,
@@ -90,15 +99,23 @@ pub struct Holder {
     pub session: ShortSessionId,
 }
 
-/// `GET /v1/leases`: every lease, oldest first.
+/// `GET /v1/leases?after=C&limit=M`: a page of the leases, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Leases {
-    /// The leases.
+    /// The leases granted after the cursor `after`, at most `limit` of them (see [`Page`]).
     pub leases: Vec<Lease>,
+    /// How many leases are held in all, on every page.
+    #[serde(default)]
+    pub total: u64,
+    /// The `after` that asks for the next page; absent when this page ends the listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A lease, with its age.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     /// Its id.
     pub lease: LeaseId,
@@ -122,6 +139,7 @@ pub struct Lease {
 
 /// A resource by pool and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceRef {
     /// The pool.
     pub pool: String,
@@ -129,15 +147,46 @@ pub struct ResourceRef {
     pub name: String,
 }
 
-/// `GET /v1/queue`: every waiting request, in the order they will be served.
+/// `GET /v1/queue?after=C&limit=M`: a page of the waiting requests, in the order they will
+/// be served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Queue {
-    /// The waiting requests.
+    /// The waiting requests behind the cursor `after`, at most `limit` of them (see [`Page`]).
     pub queue: Vec<Waiter>,
+    /// How many requests wait in all, on every page.
+    #[serde(default)]
+    pub total: u64,
+    /// The `after` that asks for the next page; absent when this page ends the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// How the listings `GET /v1/leases`, `/v1/queue` and `/v1/events` are paged: the query
+/// parameter `limit` (1 to [`Page::MAX_LIMIT`], [`Page::DEFAULT_LIMIT`] when absent) caps
+/// the items of one answer.
+///
+/// A page of leases or waiters also ends once its items hold about [`Page::MAX_BYTES`] of
+/// text (it always holds at least one), since a request id may be as long as a frame. Its
+/// `next` is an opaque cursor, to be passed back as `after`; it names the page's last item,
+/// not a position, so a walk through a listing that changes meanwhile neither skips nor
+/// repeats an item that stays in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page;
+
+impl Page {
+    /// The `limit` when none is given.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The largest `limit` accepted; a larger one is refused with `bad_request`.
+    pub const MAX_LIMIT: u32 = 1000;
+    /// About how much text (request ids, notes, names and labels) a page of leases or
+    /// waiters holds at most, in bytes.
+    pub const MAX_BYTES: usize = 1024 * 1024;
 }
 
 /// A waiting request, with its age.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Waiter {
     /// The session that asked, shortened.
     pub session: ShortSessionId,
@@ -161,6 +210,7 @@ pub struct Waiter {
 
 /// `GET /v1/events?after=N&limit=M`: a page of the audit history, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Events {
     /// The events with a sequence number above `after`, at most `limit` of them.
     pub events: Vec<Event>,
@@ -171,6 +221,7 @@ pub struct Events {
 
 /// One event of the audit history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// When it was stored, in Unix milliseconds.
     pub at: i64,
@@ -183,6 +234,7 @@ pub struct Event {
 
 /// What happened, by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A connection opened.
@@ -348,6 +400,7 @@ pub enum EventKind {
 
 /// Why a lease ended at the holder's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseCause {
     /// The holder sent `release`.
@@ -364,6 +417,7 @@ pub enum ReleaseCause {
 
 /// Why a lease was taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeCause {
     /// An admin force-released it.
@@ -380,6 +434,7 @@ pub enum RevokeCause {
 
 /// Why a waiting request left the queue without a grant (other than a timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancelCause {
     /// The client sent `cancel`.
@@ -391,6 +446,7 @@ pub enum CancelCause {
 /// A pool as it was added at run time: the body of `POST /v1/pools`, in the form the config
 /// file writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolSpec {
     /// The pool's name.
     pub name: String,
@@ -401,6 +457,7 @@ pub struct PoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeSpec>,
     /// The longest a lease may be held (`10m`); absent when for ever.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "10m"))]
     #[serde(
         default,
         with = "crate::duration::serde_opt_duration",
@@ -409,42 +466,98 @@ pub struct PoolSpec {
     pub max_hold: Option<std::time::Duration>,
 }
 
-/// A resource as it was added or changed at run time, in the form the config file writes it.
+/// A resource as it was added or changed at run time, in the form the config file writes it:
+/// also the body of `POST /v1/pools/{pool}/resources`, where `capacity` and `enabled` may be
+/// left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceSpec {
     /// Its name, unique within its pool.
     pub name: String,
     /// What selectors match; absent when empty.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// What a holder is handed; absent when empty.
     #[serde(default, skip_serializing_if = "Props::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, crate::PropValue>))]
     pub props: Props,
-    /// How many leases may hold it at once.
+    /// How many leases may hold it at once; 1 when absent.
+    #[serde(default = "one")]
     pub capacity: u32,
-    /// Whether it may be granted.
+    /// Whether it may be granted; true when absent.
+    #[serde(default = "yes")]
     pub enabled: bool,
 }
 
 /// Resources named `from`..=`to`, each with the prop `prop` set to its number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeSpec {
     /// The first number, inclusive.
     pub from: u64,
     /// The last number, inclusive.
     pub to: u64,
-    /// The prop that carries the number.
+    /// The prop that carries the number; `port` when absent.
+    #[serde(default = "port")]
     pub prop: String,
     /// Labels of every resource of the range; absent when empty.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
-    /// Capacity of every resource of the range.
+    /// Capacity of every resource of the range; 1 when absent.
+    #[serde(default = "one")]
     pub capacity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn port() -> String {
+    "port".to_owned()
+}
+
+/// The body of `PATCH /v1/pools/{pool}/resources/{name}`: the fields to change; absent ones
+/// stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePatch {
+    /// The new labels, replacing the old ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
+    pub labels: Option<Labels>,
+    /// The new props, replacing the old ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, crate::PropValue>>))]
+    pub props: Option<Props>,
+    /// The new capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Enabled or disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// The body of `POST /v1/leases/{lease}/revoke`, which may also be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    /// Added to what the holder is told (`released by admin: REASON`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The body of every error answer: `{code, message}`, with an HTTP status that matches the
 /// code (see [`ApiErrorCode::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// What went wrong, for programs to branch on.
     pub code: ApiErrorCode,
@@ -454,6 +567,7 @@ pub struct ApiError {
 
 /// The `code` of an [`ApiError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApiErrorCode {
     /// No valid token (401).
@@ -470,6 +584,14 @@ pub enum ApiErrorCode {
     UnknownLease,
     /// No such endpoint (404).
     NotFound,
+    /// The endpoint exists but not with this method (405).
+    MethodNotAllowed,
+    /// The body is larger than the server reads (413).
+    PayloadTooLarge,
+    /// The body's `Content-Type` is not one the endpoint takes (415): a request that changes
+    /// things must send `application/json` or no body, so a browser's cross-site form or
+    /// `text/plain` POST cannot act (refused at the HTTP edge).
+    UnsupportedMediaType,
     /// A pool or resource of that name exists already (409).
     AlreadyExists,
     /// The change would leave the inventory invalid, e.g. a capacity of 0 (422).
@@ -489,8 +611,6 @@ pub enum ApiErrorCode {
     /// A request that changes things, or a WebSocket upgrade, from a page of another origin
     /// than this server's or an `http.allowed_origins` entry (403).
     OriginNotAllowed,
-    /// A request that changes things with a body that is not `application/json` (415).
-    UnsupportedMediaType,
     /// The request's body did not arrive within `http.request_read_timeout` (408).
     RequestTimeout,
     /// Every connection slot (`http.max_connections`) is taken by a WebSocket or a request
@@ -506,17 +626,43 @@ impl ApiErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::UnknownPool | Self::UnknownResource | Self::UnknownLease | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::AlreadyExists => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
             Self::Invalid => 422,
             Self::TooLarge => 413,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::HostNotAllowed => 421,
             Self::OriginNotAllowed => 403,
-            Self::UnsupportedMediaType => 415,
             Self::RequestTimeout => 408,
             Self::TooManyConnections => 503,
         }
+    }
+}
+
+impl ApiErrorCode {
+    /// The code that goes with an HTTP error status: the inverse of [`ApiErrorCode::status`]
+    /// where one code has the status (404 is `not_found`), else `bad_request` for another
+    /// 4xx and `internal` for a 5xx; `None` below 400.
+    pub fn for_status(status: u16) -> Option<Self> {
+        Some(match status {
+            0..=399 => return None,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
+            409 => Self::AlreadyExists,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            421 => Self::HostNotAllowed,
+            422 => Self::Invalid,
+            503 => Self::Unavailable,
+            400..=499 => Self::BadRequest,
+            _ => Self::Internal,
+        })
     }
 }
 
@@ -524,6 +670,75 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// Schemas for the types the API's bodies share with the WebSocket protocol, whose serde
+/// forms are written by hand (so `ToSchema` cannot be derived from them).
+#[cfg(feature = "openapi")]
+mod schema {
+    use utoipa::__dev::ComposeSchema;
+    use utoipa::ToSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+
+    use crate::id::{LeaseId, RequestId, ShortSessionId};
+    use crate::prop::PropValue;
+
+    // utoipa builds every schema through `ComposeSchema` (which its derive implements, and
+    // from which `PartialSchema` follows), so these implement it too.
+
+    fn string(description: &str, example: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .examples([example])
+            .into()
+    }
+
+    impl ComposeSchema for LeaseId {
+        fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+            string(
+                "A lease's id, as `granted` told it.",
+                "lease-6f1c0b9e2d8a4f37a5c2e19b7d30c8e4",
+            )
+        }
+    }
+    impl ToSchema for LeaseId {}
+
+    impl ComposeSchema for ShortSessionId {
+        fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+            string(
+                "The first 12 hex digits of a session id (a whole id is a capability).",
+                "9f2c4e1a7b3d",
+            )
+        }
+    }
+    impl ToSchema for ShortSessionId {}
+
+    impl ComposeSchema for RequestId {
+        fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .description(Some(
+                    "The id a client gave its `acquire`, a string or a number, as it was sent.",
+                ))
+                .into()
+        }
+    }
+    impl ToSchema for RequestId {}
+
+    impl ComposeSchema for PropValue {
+        fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Boolean))
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("A prop's value: a JSON scalar."))
+                .into()
+        }
+    }
+    impl ToSchema for PropValue {}
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub struct Acquire {
 /// One item of an `acquire`: `count` distinct resources of `pool` whose labels include all of
 /// `labels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Want {
     /// The pool's name.
@@ -69,6 +70,7 @@ pub struct Want {
         skip_serializing_if = "Labels::is_empty",
         deserialize_with = "strict_labels"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `code` of an `error` message. Clients branch on the code; the `message` is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not a valid message: not JSON, an unknown `type`, a missing or mistyped

@@ -6,20 +6,25 @@
 //! from SQLite's read-only connections. Answers are the types of [`summoner_protocol::api`],
 //! built in `view.rs` (which shortens session ids); errors are [`ApiError`]s, JSON
 //! `{code, message}` with a status that matches.
+//!
+//! Each handler's `#[utoipa::path]` describes it for the OpenAPI document (`openapi.rs`),
+//! next to the code it describes; a test checks that the document and the router list the
+//! same routes.
 
 use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use summoner_broker::{AdminError, AdminOp, PoolConfig, ResourceConfig};
+use summoner_broker::{AdminError, AdminOp, PoolConfig, QueueMark, ResourceConfig};
 use summoner_protocol::LeaseId;
-use summoner_protocol::api::{self, ApiErrorCode};
+use summoner_protocol::api::{self, ApiErrorCode, Page};
+use utoipa::IntoParams;
 
 use crate::clock;
 use crate::error::{ApiError, Gone};
@@ -68,12 +73,194 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+/// A query string, parsed strictly: every handler takes one, so that a misspelt parameter
+/// (`?limt=5`) is refused with `bad_request` instead of silently meaning its default.
+pub(crate) struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(params)) => Ok(Self(params)),
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "bad query string: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
+/// The query of an endpoint that takes none but the token.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TokenOnly {
+    /// The token, for clients that cannot set `Authorization: Bearer TOKEN`.
+    #[allow(dead_code, reason = "read by the `Reader` and `Admin` extractors")]
+    token: Option<String>,
+}
+
+/// The query of a paged listing: `GET /v1/leases` and `/v1/queue`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageParams {
+    /// The `next` of the previous page; the listing's start when absent.
+    after: Option<String>,
+    /// At most this many items (100 when absent).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The token, for clients that cannot set `Authorization: Bearer TOKEN`.
+    #[allow(dead_code, reason = "read by the `Reader` and `Admin` extractors")]
+    token: Option<String>,
+}
+
+/// `limit` as given, or the default, if it is within `1..=Page::MAX_LIMIT`.
+fn page_limit(limit: Option<u32>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(Page::DEFAULT_LIMIT) {
+        limit @ 1..=Page::MAX_LIMIT => Ok(limit as usize),
+        other => Err(ApiError::bad_request(format!(
+            "query parameter `limit` must be from 1 to {}, not {other}",
+            Page::MAX_LIMIT
+        ))),
+    }
+}
+
+fn bad_cursor(after: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "query parameter `after` must be the `next` of an earlier page, not `{after}`"
+    ))
+}
+
+/// Takes items from `items` for one page: up to `limit`, or fewer once they hold about
+/// [`Page::MAX_BYTES`] (as `bytes` counts them). Returns them with the cursor of the last
+/// one if any item follows it.
+fn page<C, T>(
+    mut items: impl Iterator<Item = (C, T)>,
+    limit: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> (Vec<T>, Option<C>) {
+    let mut out = Vec::new();
+    let mut held = 0;
+    let mut last = None;
+    for (cursor, item) in items.by_ref() {
+        held += bytes(&item);
+        out.push(item);
+        last = Some(cursor);
+        if out.len() >= limit || held >= Page::MAX_BYTES {
+            break;
+        }
+    }
+    let more = items.next().is_some();
+    (out, last.filter(|_| more))
+}
+
+/// A JSON request body: refused with `payload_too_large` past axum's body limit (2 MiB), and
+/// with `bad_request` when it is not what the endpoint takes (unknown fields included).
+/// An empty body parses as `T::default()` where `T` allows that, see [`OptionalBody`].
+pub(crate) struct Body<T>(T);
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        let code = ApiErrorCode::for_status(rejection.status().as_u16())
+            .unwrap_or(ApiErrorCode::BadRequest);
+        ApiError::new(
+            code,
+            format!("cannot read the body: {}", rejection.body_text()),
+        )
+    })
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(parse(&body_bytes(req, state).await?)?))
+    }
+}
+
+/// Like [`Body`], and an empty (or blank) body means `T::default()`.
+pub(crate) struct OptionalBody<T>(T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        Ok(Self(parse(&bytes)?))
+    }
+}
+
+/// The error answers of a read (each `{code, message}`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "only describes answers, for the OpenAPI document")]
+pub(crate) enum ReadErrors {
+    /// A query parameter that is unknown, repeated, malformed or out of range
+    /// (`bad_request`).
+    #[response(status = 400)]
+    BadRequest(api::ApiError),
+    /// No valid token, on a server with tokens (`unauthorized`).
+    #[response(status = 401)]
+    Unauthorized(api::ApiError),
+    /// The server is stopping (`unavailable`).
+    #[response(status = 503)]
+    Unavailable(api::ApiError),
+}
+
+/// The error answers of an admin change (each `{code, message}`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "only describes answers, for the OpenAPI document")]
+pub(crate) enum AdminErrors {
+    /// A query or body that does not parse, unknown fields included (`bad_request`).
+    #[response(status = 400)]
+    BadRequest(api::ApiError),
+    /// No valid token, on a server with tokens (`unauthorized`).
+    #[response(status = 401)]
+    Unauthorized(api::ApiError),
+    /// The token's role is `client` (`forbidden`).
+    #[response(status = 403)]
+    Forbidden(api::ApiError),
+    /// No such pool, resource or lease (`unknown_pool`, `unknown_resource`,
+    /// `unknown_lease`).
+    #[response(status = 404)]
+    NotFound(api::ApiError),
+    /// A pool or resource of that name exists already (`already_exists`).
+    #[response(status = 409)]
+    Conflict(api::ApiError),
+    /// A body over 2 MiB (`payload_too_large`).
+    #[response(status = 413)]
+    PayloadTooLarge(api::ApiError),
+    /// The change would leave the inventory invalid, e.g. a capacity of 0 (`invalid`).
+    #[response(status = 422)]
+    Invalid(api::ApiError),
+    /// The server is stopping (`unavailable`).
+    #[response(status = 503)]
+    Unavailable(api::ApiError),
+}
+
 /// `GET /healthz`: 200 while the broker loop answers. Needs no token, for load balancers.
-pub(crate) async fn healthz(State(app): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    params(TokenOnly),
+    responses(
+        (status = 200, description = "The broker loop answers.", body = api::Health),
+        ReadErrors,
+    ),
+)]
+pub(crate) async fn healthz(
+    Params(TokenOnly { .. }): Params<TokenOnly>,
+    State(app): State<AppState>,
+) -> Response {
     match app.hub.query(|broker, _| broker.next_seq()).await {
         Ok(next_seq) => Json(api::Health {
             status: api::HealthStatus::Ok,
@@ -85,7 +272,22 @@ pub(crate) async fn healthz(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text.
-pub(crate) async fn metrics(_: Reader, State(app): State<AppState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    params(TokenOnly),
+    responses(
+        (status = 200, description = "Prometheus text (see docs/server.md).", body = String,
+         content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        ReadErrors,
+    ),
+)]
+pub(crate) async fn metrics(
+    _: Reader,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
+    State(app): State<AppState>,
+) -> Result<Response, ApiError> {
     let mut text = app
         .hub
         .query(|broker, metrics| metrics.render(&broker.stats()))
@@ -101,9 +303,17 @@ pub(crate) async fn metrics(_: Reader, State(app): State<AppState>) -> Result<Re
         .into_response())
 }
 
-/// `GET /v1/pools`.
+/// `GET /v1/pools`: every pool, in config order (pools added at run time last).
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    tag = "reads",
+    params(TokenOnly),
+    responses((status = 200, description = "Every pool.", body = api::Pools), ReadErrors),
+)]
 pub(crate) async fn pools(
     _: Reader,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
 ) -> Result<Json<api::Pools>, ApiError> {
     let pools = app.hub.query(|broker, _| broker.pools()).await?;
@@ -112,9 +322,21 @@ pub(crate) async fn pools(
     }))
 }
 
-/// `GET /v1/pools/{pool}`.
+/// `GET /v1/pools/{pool}`: one pool, its resources and their holders.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}",
+    tag = "reads",
+    params(("pool" = String, Path, description = "The pool's name."), TokenOnly),
+    responses(
+        (status = 200, description = "The pool.", body = api::Pool),
+        (status = 404, description = "No such pool (`unknown_pool`).", body = api::ApiError),
+        ReadErrors,
+    ),
+)]
 pub(crate) async fn pool(
     _: Reader,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<api::Pool>, ApiError> {
@@ -125,32 +347,84 @@ pub(crate) async fn pool(
     }
 }
 
-/// `GET /v1/leases`.
+/// `GET /v1/leases?after=C&limit=M`: a page of the leases, oldest first.
+///
+/// The page is built on the loop from the leases after the cursor only, so a long list costs
+/// the loop what one page shows.
+#[utoipa::path(
+    get,
+    path = "/v1/leases",
+    tag = "reads",
+    params(PageParams),
+    responses((status = 200, description = "A page of the leases.", body = api::Leases), ReadErrors),
+)]
 pub(crate) async fn leases(
     _: Reader,
+    Params(params): Params<PageParams>,
     State(app): State<AppState>,
 ) -> Result<Json<api::Leases>, ApiError> {
-    let (now, leases) = app
+    let limit = page_limit(params.limit)?;
+    let after = params
+        .after
+        .as_deref()
+        .map(|after| after.parse::<u64>().map_err(|_| bad_cursor(after)))
+        .transpose()?;
+    let (now, total, (leases, next)) = app
         .hub
-        .query(|broker, _| (engine_now(), broker.leases()))
+        .query(move |broker, _| {
+            let leases = broker.leases_after(after);
+            let page = page(leases, limit, view::lease_bytes);
+            (engine_now(), broker.stats().leases, page)
+        })
         .await?;
     Ok(Json(api::Leases {
         leases: leases.into_iter().map(|l| view::lease(l, now)).collect(),
+        total: total as u64,
+        next: next.map(|seq| seq.to_string()),
     }))
 }
 
-/// `GET /v1/queue`: every waiting request, in service order.
+/// `GET /v1/queue?after=C&limit=M`: a page of the waiting requests, in service order.
+#[utoipa::path(
+    get,
+    path = "/v1/queue",
+    tag = "reads",
+    params(PageParams),
+    responses((status = 200, description = "A page of the queue.", body = api::Queue), ReadErrors),
+)]
 pub(crate) async fn queue(
     _: Reader,
+    Params(params): Params<PageParams>,
     State(app): State<AppState>,
 ) -> Result<Json<api::Queue>, ApiError> {
-    let (now, queue) = app
+    let limit = page_limit(params.limit)?;
+    let after = params
+        .after
+        .as_deref()
+        .map(|after| queue_cursor(after).ok_or_else(|| bad_cursor(after)))
+        .transpose()?;
+    let (now, total, (queue, next)) = app
         .hub
-        .query(|broker, _| (engine_now(), broker.queue()))
+        .query(move |broker, _| {
+            let waiters = broker.queue_after(after);
+            let page = page(waiters, limit, view::waiter_bytes);
+            (engine_now(), broker.stats().waiting, page)
+        })
         .await?;
     Ok(Json(api::Queue {
         queue: queue.into_iter().map(|w| view::waiter(w, now)).collect(),
+        total: total as u64,
+        next: next.map(|mark| format!("{}.{}", mark.priority, mark.arrival)),
     }))
+}
+
+/// A queue cursor, `PRIORITY.ARRIVAL` (as [`queue`] writes them).
+fn queue_cursor(text: &str) -> Option<QueueMark> {
+    let (priority, arrival) = text.split_once('.')?;
+    Some(QueueMark {
+        priority: priority.parse().ok()?,
+        arrival: arrival.parse().ok()?,
+    })
 }
 
 /// The engine's clock (tokio's, so that paused test time applies).
@@ -158,26 +432,38 @@ fn engine_now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /v1/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsParams {
-    /// Only events with a larger sequence number.
+    /// Only events with a larger sequence number (0 when absent): the `next_after` of the
+    /// previous page.
     #[serde(default)]
     after: u64,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many events (100 when absent).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The token, for clients that cannot set `Authorization: Bearer TOKEN`.
+    #[allow(dead_code, reason = "read by the `Reader` and `Admin` extractors")]
+    token: Option<String>,
 }
 
-/// The largest page of `GET /v1/events`.
-const MAX_EVENTS_PAGE: u32 = 1000;
-
-/// `GET /v1/events?after=N&limit=M`: the audit history, oldest first.
+/// `GET /v1/events?after=N&limit=M`: a page of the audit history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "reads",
+    params(EventsParams),
+    responses((status = 200, description = "A page of the history.", body = api::Events), ReadErrors),
+)]
 pub(crate) async fn events(
     _: Reader,
+    Params(params): Params<EventsParams>,
     State(app): State<AppState>,
-    params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<api::Events>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = params.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
+    let limit = page_limit(params.limit)?;
+    let limit = u32::try_from(limit).expect("a page's limit fits a u32");
     let events = clock::hold(store::events_after(&app.readers, params.after, limit))
         .await
         .map_err(|e| ApiError::internal(crate::error::chain(&e)))?;
@@ -194,25 +480,22 @@ async fn change(app: &AppState, change: Change) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeBody {
-    /// Added to what the holder is told.
-    reason: Option<String>,
-}
-
 /// `POST /v1/leases/{lease}/revoke` with an optional `{"reason": "..."}`: force release.
+#[utoipa::path(
+    post,
+    path = "/v1/leases/{lease}/revoke",
+    tag = "admin",
+    params(("lease" = String, Path, description = "The lease's id."), TokenOnly),
+    request_body(content = api::Revoke, description = "May also be empty."),
+    responses((status = 204, description = "Revoked; its holder was told."), AdminErrors),
+)]
 pub(crate) async fn revoke(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path(lease): Path<String>,
-    bytes: Bytes,
+    OptionalBody(api::Revoke { reason }): OptionalBody<api::Revoke>,
 ) -> Result<Response, ApiError> {
-    let RevokeBody { reason } = if bytes.iter().all(u8::is_ascii_whitespace) {
-        RevokeBody::default()
-    } else {
-        body(&bytes)?
-    };
     if let Some(reason) = &reason {
         // The reason is kept in the journal and told to the holder, like a note.
         app.limits
@@ -230,12 +513,20 @@ pub(crate) async fn revoke(
 }
 
 /// `POST /v1/pools` with a pool (as in the config): add a pool.
+#[utoipa::path(
+    post,
+    path = "/v1/pools",
+    tag = "admin",
+    params(TokenOnly),
+    request_body = api::PoolSpec,
+    responses((status = 201, description = "Added.", body = api::Pool), AdminErrors),
+)]
 pub(crate) async fn add_pool(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
-    bytes: Bytes,
+    Body(pool): Body<PoolConfig>,
 ) -> Result<Response, ApiError> {
-    let pool: PoolConfig = body(&bytes)?;
     pool.check_limits(&app.limits)?;
     let name = pool.name.clone();
     change(&app, Change::Op(AdminOp::AddPool { pool })).await?;
@@ -244,8 +535,16 @@ pub(crate) async fn add_pool(
 }
 
 /// `DELETE /v1/pools/{pool}`: revokes its leases, refuses its waiters, removes it.
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{pool}",
+    tag = "admin",
+    params(("pool" = String, Path, description = "The pool's name."), TokenOnly),
+    responses((status = 204, description = "Removed."), AdminErrors),
+)]
 pub(crate) async fn remove_pool(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path(pool): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -254,13 +553,21 @@ pub(crate) async fn remove_pool(
 }
 
 /// `POST /v1/pools/{pool}/resources` with a resource: add it.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/resources",
+    tag = "admin",
+    params(("pool" = String, Path, description = "The pool's name."), TokenOnly),
+    request_body = api::ResourceSpec,
+    responses((status = 201, description = "Added.", body = api::Resource), AdminErrors),
+)]
 pub(crate) async fn add_resource(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path(pool): Path<String>,
-    bytes: Bytes,
+    Body(resource): Body<ResourceConfig>,
 ) -> Result<Response, ApiError> {
-    let resource: ResourceConfig = body(&bytes)?;
     resource.check_limits(&pool, &app.limits)?;
     let name = resource.name.clone();
     change(
@@ -276,13 +583,25 @@ pub(crate) async fn add_resource(
 
 /// `PATCH /v1/pools/{pool}/resources/{name}` with any of `labels`, `props`, `capacity`,
 /// `enabled`.
+#[utoipa::path(
+    patch,
+    path = "/v1/pools/{pool}/resources/{name}",
+    tag = "admin",
+    params(
+        ("pool" = String, Path, description = "The pool's name."),
+        ("name" = String, Path, description = "The resource's name."),
+        TokenOnly,
+    ),
+    request_body = api::ResourcePatch,
+    responses((status = 200, description = "Changed.", body = api::Resource), AdminErrors),
+)]
 pub(crate) async fn patch_resource(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path((pool, name)): Path<(String, String)>,
-    bytes: Bytes,
+    Body(patch): Body<api::ResourcePatch>,
 ) -> Result<Response, ApiError> {
-    let patch: ResourcePatch = body(&bytes)?;
     let of = format!(
         "resource `{}` of pool `{}`",
         summoner_protocol::shorten(&name),
@@ -294,12 +613,23 @@ pub(crate) async fn patch_resource(
     if let Some(props) = &patch.props {
         app.limits.check_props(props, &of)?;
     }
+    let api::ResourcePatch {
+        labels,
+        props,
+        capacity,
+        enabled,
+    } = patch;
     change(
         &app,
         Change::Patch {
             pool: pool.clone(),
             name: name.clone(),
-            patch,
+            patch: ResourcePatch {
+                labels,
+                props,
+                capacity,
+                enabled,
+            },
         },
     )
     .await?;
@@ -307,8 +637,20 @@ pub(crate) async fn patch_resource(
 }
 
 /// `DELETE /v1/pools/{pool}/resources/{name}`: revokes its leases, removes it.
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{pool}/resources/{name}",
+    tag = "admin",
+    params(
+        ("pool" = String, Path, description = "The pool's name."),
+        ("name" = String, Path, description = "The resource's name."),
+        TokenOnly,
+    ),
+    responses((status = 204, description = "Removed."), AdminErrors),
+)]
 pub(crate) async fn remove_resource(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path((pool, resource)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -318,8 +660,20 @@ pub(crate) async fn remove_resource(
 
 /// `POST /v1/pools/{pool}/resources/{name}/disable`: not granted again until enabled; its
 /// holders keep it.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/resources/{name}/disable",
+    tag = "admin",
+    params(
+        ("pool" = String, Path, description = "The pool's name."),
+        ("name" = String, Path, description = "The resource's name."),
+        TokenOnly,
+    ),
+    responses((status = 204, description = "Disabled."), AdminErrors),
+)]
 pub(crate) async fn disable(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path((pool, resource)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -328,8 +682,20 @@ pub(crate) async fn disable(
 }
 
 /// `POST /v1/pools/{pool}/resources/{name}/enable`.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/resources/{name}/enable",
+    tag = "admin",
+    params(
+        ("pool" = String, Path, description = "The pool's name."),
+        ("name" = String, Path, description = "The resource's name."),
+        TokenOnly,
+    ),
+    responses((status = 204, description = "Enabled."), AdminErrors),
+)]
 pub(crate) async fn enable(
     _: Admin,
+    Params(TokenOnly { .. }): Params<TokenOnly>,
     State(app): State<AppState>,
     Path((pool, resource)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {

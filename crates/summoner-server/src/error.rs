@@ -1,12 +1,15 @@
 //! What can go wrong: what stops the server ([`ServerError`]), the broker loop being gone
-//! ([`Gone`]), and what an HTTP request is answered when it fails ([`ApiError`]).
+//! ([`Gone`]), and what an HTTP request is answered when it fails ([`ApiError`], and
+//! [`json_errors`] for the answers that axum makes itself).
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use summoner_broker::AdminError;
 use summoner_protocol::api::{self, ApiErrorCode};
@@ -135,4 +138,50 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status(), Json(self.0)).into_response()
     }
+}
+
+/// Answers every error as `{code, message}`, also those that no handler of ours wrote: a
+/// method the route does not take (405, empty), and the rejections of axum's extractors
+/// (a WebSocket handshake without its headers, a path segment that is not UTF-8), which are
+/// plain text. Their text becomes the message, and the code follows the status
+/// ([`ApiErrorCode::for_status`]); the status and the other headers stay.
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let Some(code) = ApiErrorCode::for_status(status.as_u16()) else {
+        return response;
+    };
+    if is_json(response.headers()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejections say a sentence; anything longer is not worth relaying.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        // axum adds the `Allow` header after this layer has run.
+        format!("this endpoint does not take {method}; the `Allow` header says what it takes")
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&api::ApiError { code, message })
+        .expect("an API error always serializes");
+    Response::from_parts(parts, body.into())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }

@@ -17,6 +17,8 @@
 //!   that knows WebSocket close codes;
 //! - `api.rs`, the HTTP JSON API's handlers, admin endpoints and Prometheus metrics, answering
 //!   with the bodies of [`summoner_protocol::api`] that `view.rs` builds;
+//! - `openapi.rs`, the OpenAPI description of the HTTP API (`GET /v1/openapi.json`),
+//!   generated from the handlers and the bodies' types;
 //! - `error.rs`, [`ServerError`], and the HTTP API's error answers;
 //! - [`store`], the journal and its migrations, as plain async functions over a connection;
 //! - `restore.rs` and `inventory.rs`, rebuilding the engine from the journal at start;
@@ -48,6 +50,7 @@ mod hub;
 mod inventory;
 mod journal;
 mod metrics;
+mod openapi;
 mod origin;
 mod outbox;
 mod restore;

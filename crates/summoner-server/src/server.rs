@@ -7,8 +7,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -17,10 +19,11 @@ use crate::auth::Auth;
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::connections::{self, Limits};
-use crate::error::ServerError;
+use crate::error::{ServerError, json_errors};
 use crate::guard::{self, Guard};
 use crate::hub::{Hub, Journaling};
 use crate::metrics::ConnectionStats;
+use crate::openapi;
 use crate::restore::restore;
 use crate::state::AppState;
 use crate::store;
@@ -134,29 +137,109 @@ pub async fn serve(
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/lease", get(ws::lease))
-        .route("/v1/pools", get(api::pools).post(api::add_pool))
-        .route("/v1/pools/{pool}", get(api::pool).delete(api::remove_pool))
-        .route("/v1/pools/{pool}/resources", post(api::add_resource))
-        .route(
+    routes().router.with_state(state)
+}
+
+/// The router and the routes it serves, built together so that a test can compare them with
+/// the OpenAPI document.
+struct Routes {
+    router: Router<AppState>,
+    served: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            served: Vec::new(),
+        }
+    }
+
+    /// Serves `method` on `path` with `handler`; a path's methods accumulate.
+    fn at<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        self.router = self.router.route(path, on(filter, handler));
+        self.served.push((method, path));
+        self
+    }
+}
+
+/// Every route of the server. Every error answer is `{code, message}` (`json_errors` covers
+/// those that axum writes itself).
+fn routes() -> Routes {
+    let mut routes = Routes::new()
+        .at(Method::GET, "/v1/lease", ws::lease)
+        .at(Method::GET, "/v1/openapi.json", openapi::openapi_json)
+        .at(Method::GET, "/healthz", api::healthz)
+        .at(Method::GET, "/metrics", api::metrics)
+        .at(Method::GET, "/v1/pools", api::pools)
+        .at(Method::POST, "/v1/pools", api::add_pool)
+        .at(Method::GET, "/v1/pools/{pool}", api::pool)
+        .at(Method::DELETE, "/v1/pools/{pool}", api::remove_pool)
+        .at(
+            Method::POST,
+            "/v1/pools/{pool}/resources",
+            api::add_resource,
+        )
+        .at(
+            Method::PATCH,
             "/v1/pools/{pool}/resources/{name}",
-            axum::routing::patch(api::patch_resource).delete(api::remove_resource),
+            api::patch_resource,
         )
-        .route(
+        .at(
+            Method::DELETE,
+            "/v1/pools/{pool}/resources/{name}",
+            api::remove_resource,
+        )
+        .at(
+            Method::POST,
             "/v1/pools/{pool}/resources/{name}/disable",
-            post(api::disable),
+            api::disable,
         )
-        .route(
+        .at(
+            Method::POST,
             "/v1/pools/{pool}/resources/{name}/enable",
-            post(api::enable),
+            api::enable,
         )
-        .route("/v1/leases", get(api::leases))
-        .route("/v1/leases/{lease}/revoke", post(api::revoke))
-        .route("/v1/queue", get(api::queue))
-        .route("/v1/events", get(api::events))
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
+        .at(Method::GET, "/v1/leases", api::leases)
+        .at(Method::POST, "/v1/leases/{lease}/revoke", api::revoke)
+        .at(Method::GET, "/v1/queue", api::queue)
+        .at(Method::GET, "/v1/events", api::events);
+    routes.router = routes
+        .router
         .fallback(api::not_found)
-        .with_state(state)
+        .layer(axum::middleware::from_fn(json_errors));
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes_served() {
+        let served: BTreeSet<(String, String)> = routes()
+            .served
+            .into_iter()
+            .map(|(method, path)| (method.as_str().to_lowercase(), path.to_owned()))
+            .collect();
+        let document = serde_json::to_value(openapi::document()).unwrap();
+        let mut described = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ] {
+                if item.get(method).is_some() {
+                    described.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        assert_eq!(served, described);
+    }
 }

@@ -12,7 +12,7 @@ use summoner_broker::{
     ResourceConfig, ResourceRef, ResourceView, RevokeCause, WaiterView,
 };
 use summoner_protocol::api;
-use summoner_protocol::{SessionId, ShortSessionId};
+use summoner_protocol::{RequestId, SessionId, ShortSessionId};
 
 use crate::store::StoredEvent;
 
@@ -82,6 +82,47 @@ pub(crate) fn waiter(view: WaiterView, now: Instant) -> api::Waiter {
         priority: view.priority,
         note: view.note,
         position: view.position,
+    }
+}
+
+/// About how many bytes of text a lease's view holds (its request id, note and resource
+/// names), for a page's size bound ([`summoner_protocol::api::Page::MAX_BYTES`]).
+pub(crate) fn lease_bytes(view: &LeaseView) -> usize {
+    FIXED_BYTES
+        + id_bytes(&view.id)
+        + view.note.as_ref().map_or(0, String::len)
+        + view
+            .resources
+            .iter()
+            .map(|r| r.pool.len() + r.name.len())
+            .sum::<usize>()
+}
+
+/// Like [`lease_bytes`], for a waiting request (its id, note and wants).
+pub(crate) fn waiter_bytes(view: &WaiterView) -> usize {
+    FIXED_BYTES
+        + id_bytes(&view.id)
+        + view.note.as_ref().map_or(0, String::len)
+        + view
+            .want
+            .iter()
+            .map(|w| {
+                w.pool.len()
+                    + w.labels
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+}
+
+/// What an item of a listing costs besides its strings: field names, numbers, the session.
+const FIXED_BYTES: usize = 128;
+
+fn id_bytes(id: &RequestId) -> usize {
+    match id {
+        RequestId::String(s) => s.len(),
+        RequestId::Number(n) => n.to_string().len(),
     }
 }
 

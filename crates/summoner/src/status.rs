@@ -2,7 +2,9 @@
 //!
 //! Everything comes from the HTTP API (`GET /v1/pools`, `/v1/leases`, `/v1/queue`), read as
 //! the server's own answer types ([`summoner_protocol::api`]); fields this version does not
-//! know are ignored, so an older `summoner` still shows a newer server's state.
+//! know are ignored, so an older `summoner` still shows a newer server's state. The leases
+//! and the queue come a page at a time; `status` follows the pages' cursors up to
+//! [`MAX_LEASES`] and [`MAX_WAITERS`] and says how many more wait beyond that.
 //!
 //! Names, labels, props, notes and request ids come from clients, so a table shows them with
 //! control characters escaped (see [`shown`]): a note cannot move the cursor, set the
@@ -27,9 +29,27 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server);
     let url = ServerUrl::parse(&server)?;
     let api = Api::new(&url, token(&args.server));
-    let pools: api::Pools = api.get("/v1/pools")?;
-    let leases: api::Leases = api.get("/v1/leases")?;
-    let queue: api::Queue = api.get("/v1/queue")?;
+    let pools: api::Pools = api.get("/v1/pools", &[])?;
+    let leases = follow(
+        |after| api.page("/v1/leases", after),
+        |page: api::Leases| (page.leases, page.total, page.next),
+        MAX_LEASES,
+    )?;
+    let leases = api::Leases {
+        leases: leases.items,
+        total: leases.total,
+        next: None,
+    };
+    let queue = follow(
+        |after| api.page("/v1/queue", after),
+        |page: api::Queue| (page.queue, page.total, page.next),
+        MAX_WAITERS,
+    )?;
+    let queue = api::Queue {
+        queue: queue.items,
+        total: queue.total,
+        next: None,
+    };
     if args.json {
         /// The three answers in one document.
         #[derive(Serialize)]
@@ -37,11 +57,14 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             pools: &'a [api::Pool],
             leases: &'a [api::Lease],
             queue: &'a [api::Waiter],
+            /// How many requests wait in all, `queue` showing the first [`MAX_WAITERS`].
+            queue_total: u64,
         }
         let all = All {
             pools: &pools.pools,
             leases: &leases.leases,
             queue: &queue.queue,
+            queue_total: queue.total,
         };
         println!(
             "{}",
@@ -51,6 +74,46 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         print!("{}", render(&pools, &leases, &queue));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The most waiting requests `status` reads: a queue longer than that is summed up.
+const MAX_WAITERS: usize = 1_000;
+
+/// The most leases `status` reads (only to show each holder's age and note).
+const MAX_LEASES: usize = 10_000;
+
+/// The items of the pages of a listing read, and how many it had in all.
+struct Listing<T> {
+    items: Vec<T>,
+    total: u64,
+}
+
+/// Reads a paged listing: `fetch(after)` gets the page after a cursor (the first for
+/// `None`), `split` takes a page apart into its items, the listing's total and the next
+/// cursor. Stops when the listing ends or once `cap` items are read, so that a long queue
+/// costs a bounded amount. An older server answers without `next` (and with a total of 0),
+/// which reads as one page.
+fn follow<P, T>(
+    mut fetch: impl FnMut(Option<&str>) -> anyhow::Result<P>,
+    split: impl Fn(P) -> (Vec<T>, u64, Option<String>),
+    cap: usize,
+) -> anyhow::Result<Listing<T>> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    let total = loop {
+        let (page, total, next) = split(fetch(after.as_deref())?);
+        items.extend(page);
+        match next {
+            // A cursor that does not move would loop for ever.
+            Some(next) if items.len() < cap && after.as_ref() != Some(&next) => {
+                after = Some(next);
+            }
+            _ => break total,
+        }
+    };
+    items.truncate(cap);
+    let total = total.max(items.len() as u64);
+    Ok(Listing { items, total })
 }
 
 /// A tiny blocking HTTP client for the read-only API.
@@ -74,9 +137,17 @@ impl Api {
         }
     }
 
-    fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    /// A page of a listing, as large as the server makes them.
+    fn page<T: DeserializeOwned>(&self, path: &str, after: Option<&str>) -> anyhow::Result<T> {
+        let limit = api::Page::MAX_LIMIT.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        query.extend(after.map(|after| ("after", after)));
+        self.get(path, &query)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.agent.get(&url);
+        let mut request = self.agent.get(&url).query_pairs(query.iter().copied());
         if let Some(token) = &self.token {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
@@ -345,6 +416,10 @@ fn render(pools: &api::Pools, leases: &api::Leases, queue: &api::Queue) -> Strin
             &waiting,
         ));
     }
+    let more = queue.total.saturating_sub(queue.queue.len() as u64);
+    if more > 0 {
+        let _ = writeln!(out, "… and {more} more waiting");
+    }
     out
 }
 
@@ -418,6 +493,42 @@ mod tests {
         );
         let out = render(&pools, &leases, &queue);
         assert!(out.ends_with("QUEUE: empty\n"), "{out}");
+    }
+
+    #[test]
+    fn pages_are_followed_up_to_the_cap_and_the_rest_is_counted() {
+        // A listing of 0..25 in pages of 10, as a server would page it.
+        let fetch = |after: Option<&str>| -> anyhow::Result<(Vec<u32>, u64, Option<String>)> {
+            let from = after.map_or(0, |a| a.parse::<u32>().unwrap() + 1);
+            let page: Vec<u32> = (from..25).take(10).collect();
+            let next = (from + 10 < 25).then(|| page.last().unwrap().to_string());
+            Ok((page, 25, next))
+        };
+        let all = follow(fetch, |page| page, 100).unwrap();
+        assert_eq!(all.items, (0..25).collect::<Vec<_>>());
+        assert_eq!(all.total, 25);
+        let capped = follow(fetch, |page| page, 15).unwrap();
+        assert_eq!(capped.items, (0..15).collect::<Vec<_>>());
+        assert_eq!(capped.total, 25);
+
+        // An older server: one page, no total.
+        let old = follow(|_| Ok((vec![1, 2], 0, None)), |page| page, 100).unwrap();
+        assert_eq!((old.items, old.total), (vec![1, 2], 2));
+    }
+
+    #[test]
+    fn a_queue_longer_than_shown_says_how_many_more_wait() {
+        let (pools, leases, mut queue) = answers(
+            json!({"pools": []}),
+            json!({"leases": []}),
+            json!({"queue": [{
+                "session": "def456", "id": 7, "priority": 0, "note": null, "position": 1,
+                "want": [{"pool": "boards"}], "waited_ms": 3_200,
+            }]}),
+        );
+        queue.total = 1_500;
+        let out = render(&pools, &leases, &queue);
+        assert!(out.ends_with("\n… and 1499 more waiting\n"), "{out}");
     }
 
     #[test]
