@@ -670,7 +670,11 @@ async fn leases_are_paged_oldest_first() {
 #[tokio::test]
 async fn a_page_of_long_ids_stops_at_its_size_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    // The default `limits.id_chars` (128) keeps ids short; an operator may raise it, and the
+    // page's size bound must then still hold.
+    let mut config = config(dir.path(), vec![pool("boards", 1)]);
+    config.limits.id_chars = 61_000;
+    let server = Server::start(config).await;
     let mut holder = server.client().await;
     expect(holder.acquire(0, "boards").await, "granted");
     // 40 waiters with ids of 60,000 bytes: 2.4 MB of ids in all.
