@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::error::ProtocolError;
 use crate::id::{LeaseId, RequestId, SessionId, strict_request_id};
-use crate::limits::{LimitExceeded, Limits, prefix};
+use crate::limits::{LimitExceeded, Limits};
 use crate::prop::{Labels, strict_labels};
+use crate::text::prefix;
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

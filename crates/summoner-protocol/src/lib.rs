@@ -25,6 +25,7 @@ mod id;
 mod limits;
 mod prop;
 mod server;
+mod text;
 
 pub use client::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want};
 pub use code::ErrorCode;
@@ -32,13 +33,13 @@ pub use error::ProtocolError;
 pub use id::{LeaseId, RequestId, SessionId, ShortSessionId};
 pub use limits::{
     BadLimit, LimitExceeded, Limits, MAX_COUNT, MAX_FRAME_BYTES, MAX_ITEMS, MAX_NOTE_CHARS,
-    prefix as shorten,
 };
 pub use prop::{Labels, PropValue, Props};
 pub use server::{
     Cancelled, ErrorReply, Grant, GrantedResource, Pong, Queued, Released, Resumed, Revoked,
     ServerMessage, Welcome,
 };
+pub use text::prefix as shorten;
 
 /// The protocol version announced in `welcome {protocol}`.
 ///

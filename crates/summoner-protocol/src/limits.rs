@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::prop::{Labels, PropValue, Props};
+use crate::text::prefix;
 
 /// Largest text frame the server accepts by default, in bytes. A larger frame closes the
 /// connection with WebSocket close code 1009 ("message too big").
@@ -242,16 +243,6 @@ impl Limits {
 /// "is" for one, "are" for more.
 fn are(n: &usize) -> &'static str {
     if *n == 1 { "is" } else { "are" }
-}
-
-/// The first 32 characters of a text, which is how messages show a name or a key that may be
-/// too long to show whole.
-pub fn prefix(text: &str) -> &str {
-    const SHOWN: usize = 32;
-    match text.char_indices().nth(SHOWN) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub(crate) fn strict_labels<'de, D: Deserializer<'de>>(
                 if labels.contains_key(&key) {
                     return Err(de::Error::custom(format_args!(
                         "label `{}` appears twice",
-                        crate::limits::prefix(&key)
+                        crate::text::prefix(&key)
                     )));
                 }
                 labels.insert(key, value);
