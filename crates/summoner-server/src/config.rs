@@ -62,6 +62,15 @@ pub struct ServerConfig {
     /// list (`pool = []`): no pools until some are added through the API.
     #[serde(default = "default_pools", rename = "pool")]
     pub pools: Vec<PoolConfig>,
+
+    // Journal damage (see `mark.rs`).
+    /// Start even if the journal was found damaged or gone back in time (a missing, emptied,
+    /// rolled-back or foreign `summoner.db`, see `docs/server.md`), keeping what is left and
+    /// continuing every sequence number and lease id above those issued before. Set only by
+    /// `summoner serve --accept-journal-loss`, for one start: never read from the file, where
+    /// it would silence every later loss too.
+    #[serde(skip)]
+    pub accept_journal_loss: bool,
 }
 
 /// SQLite's `synchronous` mode for the journal.
@@ -251,6 +260,7 @@ impl Default for ServerConfig {
             history_retention: default_history_retention(),
             tokens: Vec::new(),
             pools: default_pools(),
+            accept_journal_loss: false,
         }
     }
 }

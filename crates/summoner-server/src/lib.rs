@@ -15,6 +15,8 @@
 //!   with the bodies of [`summoner_protocol::api`] that `view.rs` builds;
 //! - `error.rs`, [`ServerError`], and the HTTP API's error answers;
 //! - [`store`], the journal and its migrations, as plain async functions over a connection;
+//! - `mark.rs`, the journal's identity and high-water mark (`summoner.state`), which tells a
+//!   starting server that its journal was damaged or went back in time;
 //! - `restore.rs` and `inventory.rs`, rebuilding the engine from the journal at start;
 //! - [`config`], `summoner.toml`.
 //!
@@ -41,6 +43,7 @@ mod error;
 mod hub;
 mod inventory;
 mod journal;
+mod mark;
 mod metrics;
 mod outbox;
 mod restore;
@@ -53,6 +56,7 @@ mod ws;
 
 pub use config::{ConfigError, Role, ServerConfig, SyncMode, TokenConfig};
 pub use error::ServerError;
-pub use server::serve;
+pub use mark::{JournalDamage, MARK_FILE};
+pub use server::{Server, serve};
 pub use store::StoreError;
 pub use ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESUMED, CLOSE_TOO_BIG};

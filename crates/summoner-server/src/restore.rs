@@ -16,13 +16,18 @@ use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::inventory::Inventory;
+use crate::mark::Keeper;
 use crate::store;
 
 /// The engine as the journal in `db` left it, and how many events it read after the newest
-/// checkpoint (which the next checkpoint will cover).
+/// checkpoint (which the next checkpoint will cover). Its sequence numbers continue at `floor`
+/// or above (see `mark.rs`: above every number a previous run may have issued); `mark`
+/// reserves the events restoring adds to the journal.
 pub(crate) async fn restore(
     db: &mut SqliteConnection,
     config: &ServerConfig,
+    floor: u64,
+    mark: &mut Keeper,
 ) -> Result<(Broker, u64), ServerError> {
     let store_error = |source| ServerError::Store {
         dir: config.data_dir.clone(),
@@ -50,11 +55,17 @@ pub(crate) async fn restore(
     let held = leases.held();
     let held_count = held.len();
     let now = tokio::time::Instant::now().into_std();
-    let (broker, out) = Broker::restore(broker_config, held, leases.next_seq(), now)
+    let (broker, out) = Broker::restore(broker_config, held, leases.next_seq().max(floor), now)
         .map_err(ServerError::Inventory)?;
-    clock::hold(store::append_events(db, &out.events))
-        .await
-        .map_err(store_error)?;
+    if let Some(last) = out.events.last() {
+        clock::hold(mark.reserve(last.seq))
+            .await
+            .map_err(store_error)?;
+        clock::hold(store::append_events(db, &out.events))
+            .await
+            .map_err(store_error)?;
+        mark.committed(last.seq);
+    }
     if count > 0 || checkpoint_seq > 0 {
         // Each lease that is not put back is ended by one event: `revoked` when it no longer
         // fits, `released` when its session could not resume.

@@ -27,6 +27,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    config.accept_journal_loss = args.accept_journal_loss;
     // Again, after the overrides: `--listen 0.0.0.0:7878` needs a token as much as the file's
     // `listen` does.
     config.check().context("invalid configuration")?;
@@ -45,12 +46,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
+        let data_dir = config.data_dir.clone();
+        // Journal checks and restore happen here; their refusals are not preceded by a
+        // "serving" line that would be a lie.
+        let server = summoner_server::Server::start(listener, config)
+            .await
+            .context("cannot start the server")?;
+        let addr = server.local_addr();
         say(&format!(
             "serving on http://{addr} (leases at ws://{addr}/v1/lease), data in {}",
-            config.data_dir.display()
+            data_dir.display()
         ));
-        summoner_server::serve(listener, config, shutdown_signal())
+        server
+            .run(shutdown_signal())
             .await
             .context("the server stopped")?;
         say("stopped");
