@@ -58,8 +58,14 @@ impl Writer {
                 self.checkpoint(&checkpoint).await;
             }
         }
-        // Closing the only writer checkpoints the WAL into the database file, so a stopped
-        // server leaves a tidy file behind.
+        // Copy the WAL into the database file, so that a stopped server leaves a whole
+        // database behind. Closing the writer does not: the HTTP API's read-only connections
+        // are still open then, and SQLite leaves the checkpoint to the last connection to
+        // close, which, being read-only, cannot. PASSIVE never waits for a reader; with the
+        // loop stopped there is none in the way.
+        if let Err(err) = clock::hold(store::checkpoint_wal(&mut self.db)).await {
+            tracing::warn!("copying the WAL into the database: {err}");
+        }
         if let Err(err) = clock::hold(self.db.close()).await {
             tracing::warn!("closing the journal: {err}");
         }

@@ -197,7 +197,10 @@ pub enum JournalDamage {
         wal: String,
     },
     /// The database is another journal's.
-    #[error("{db} is journal {found}, but {mark} belongs to journal {expected}")]
+    #[error(
+        "{db} is journal {found}, but {mark} belongs to journal {expected}: the database was \
+         replaced by another journal's"
+    )]
     Foreign {
         /// The database.
         db: PathBuf,
@@ -208,16 +211,16 @@ pub enum JournalDamage {
         /// The mark's journal id.
         expected: String,
     },
-    /// The mark is gone (or unreadable) while the database has a journal with events, so
+    /// The mark is gone (or cannot be used) while the database has a journal with events, so
     /// nothing tells whether the database is complete.
     #[error(
-        "{mark} is missing or unreadable ({found}), but {db} is journal {journal} with events \
-         up to {highest}: nothing tells whether it is complete"
+        "{mark} {found}, but {db} is journal {journal} with events up to {highest}: nothing \
+         tells whether it is complete"
     )]
     MarkMissing {
         /// The mark.
         mark: PathBuf,
-        /// What was found instead.
+        /// What is wrong with it.
         found: String,
         /// The database.
         db: PathBuf,
@@ -278,8 +281,8 @@ pub(crate) fn judge(
         (Ok(None) | Err(_), Some(journal)) => Some(JournalDamage::MarkMissing {
             mark: mark_file.clone(),
             found: match &found.mark {
-                Err(why) => why.clone(),
-                Ok(_) => "there is no such file".into(),
+                Err(why) => format!("cannot be used: {why}"),
+                Ok(_) => "is missing".into(),
             },
             db: db.clone(),
             journal: journal.clone(),

@@ -154,6 +154,13 @@ pub async fn close(conn: SqliteConnection) -> Result<(), StoreError> {
     Ok(conn.close().await?)
 }
 
+/// Copies what the WAL holds into the database file (SQLite's `wal_checkpoint(TRUNCATE)`: as
+/// far as no reader is in the way, without waiting for one).
+pub async fn checkpoint_wal(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+    Ok(())
+}
+
 /// A small pool of read-only connections for the HTTP API. In WAL mode readers never block
 /// the writer, so the audit history can be paged while grants are being committed.
 pub async fn open_readers(data_dir: &Path) -> Result<SqlitePool, StoreError> {
