@@ -61,8 +61,8 @@ impl Writer {
         // Copy the WAL into the database file, so that a stopped server leaves a whole
         // database behind. Closing the writer does not: the HTTP API's read-only connections
         // are still open then, and SQLite leaves the checkpoint to the last connection to
-        // close, which, being read-only, cannot. PASSIVE never waits for a reader; with the
-        // loop stopped there is none in the way.
+        // close, which, being read-only, cannot. With the loop stopped, no reader holds a
+        // snapshot for longer than one page of the history takes to read.
         if let Err(err) = clock::hold(store::checkpoint_wal(&mut self.db)).await {
             tracing::warn!("copying the WAL into the database: {err}");
         }

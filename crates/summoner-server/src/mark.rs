@@ -86,9 +86,11 @@ fn read(path: &Path) -> Result<Option<Mark>, String> {
 /// Replaces the mark atomically and durably: a crash leaves the old one or the new one.
 fn write(path: &Path, mark: &Mark) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    // One temporary file per process, so that two servers starting at once on a new
-    // directory (which both write the same first mark) do not write into each other's.
-    let tmp = dir.join(format!("{MARK_FILE}.{}.tmp", std::process::id()));
+    // One temporary file per write, so that two servers starting at once on a new directory
+    // (which both write the same first mark) do not write into each other's.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{MARK_FILE}.{}.{n}.tmp", std::process::id()));
     let mut json = serde_json::to_string_pretty(mark).expect("a mark always serializes");
     json.push('\n');
     let mut file = std::fs::File::create(&tmp)?;
@@ -294,6 +296,7 @@ pub(crate) fn judge(
         (Ok(Some(mark)), None) => Some(JournalDamage::DatabaseEmpty {
             db: db.clone(),
             found: match found.db_len {
+                None => "it was missing, and an empty one was made".into(),
                 Some(0) => "it was 0 bytes".into(),
                 _ if inside.highest == 0 => "it has no events and no journal id".into(),
                 _ => format!(

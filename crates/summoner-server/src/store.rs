@@ -154,8 +154,9 @@ pub async fn close(conn: SqliteConnection) -> Result<(), StoreError> {
     Ok(conn.close().await?)
 }
 
-/// Copies what the WAL holds into the database file (SQLite's `wal_checkpoint(TRUNCATE)`: as
-/// far as no reader is in the way, without waiting for one).
+/// Copies what the WAL holds into the database file and empties the WAL (SQLite's
+/// `wal_checkpoint(TRUNCATE)`, which waits, up to the busy timeout, for readers still reading
+/// an older snapshot).
 pub async fn checkpoint_wal(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
     Ok(())

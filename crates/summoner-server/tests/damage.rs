@@ -383,3 +383,12 @@ async fn a_corrupt_database_is_refused_even_with_the_flag() {
     let (again, _) = refused(accepting(dir.path())).await;
     assert_eq!(again, damage);
 }
+
+/// The flag is for one start: the config file cannot set it, where it would silence every
+/// later loss too.
+#[test]
+fn the_config_file_cannot_accept_journal_loss() {
+    let err = ServerConfig::parse("accept_journal_loss = true\n", Path::new("summoner.toml"))
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
