@@ -84,6 +84,15 @@ pub struct ServerConfig {
     /// this file are held to them too.
     #[serde(default)]
     pub limits: Limits,
+
+    // Journal damage (see `mark.rs`).
+    /// Start even if the journal was found damaged or gone back in time (a missing, emptied,
+    /// rolled-back or foreign `summoner.db`, see `docs/server.md`), keeping what is left and
+    /// continuing every sequence number and lease id above those issued before. Set only by
+    /// `summoner serve --accept-journal-loss`, for one start: never read from the file, where
+    /// it would silence every later loss too.
+    #[serde(skip)]
+    pub accept_journal_loss: bool,
 }
 
 /// `[http]`: what the server accepts at its door, before any handler runs.
@@ -371,6 +380,7 @@ impl Default for ServerConfig {
             pools: default_pools(),
             http: HttpConfig::default(),
             limits: Limits::default(),
+            accept_journal_loss: false,
         }
     }
 }

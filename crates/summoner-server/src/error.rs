@@ -16,6 +16,7 @@ use summoner_protocol::api::{self, ApiErrorCode};
 
 use crate::auth::Denied;
 use crate::config::ConfigError;
+use crate::mark::JournalDamage;
 use crate::store::StoreError;
 
 /// Why [`crate::serve`] failed or stopped.
@@ -33,6 +34,11 @@ pub enum ServerError {
         #[source]
         source: StoreError,
     },
+    /// The journal was found damaged or gone back in time at start (see `mark.rs`), and
+    /// `accept_journal_loss` was not set. Serving from it could grant again leases that their
+    /// holders still use.
+    #[error("{0}.\n{advice}", advice = .0.advice())]
+    JournalDamaged(JournalDamage),
     /// The pools, after replaying the journal's run-time changes, are invalid.
     #[error("the pools cannot be restored")]
     Inventory(#[source] summoner_broker::ConfigError),

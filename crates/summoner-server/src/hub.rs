@@ -33,6 +33,7 @@ use crate::batch::{AdminReply, Batch, Delivery};
 use crate::config::DroppedConnection;
 use crate::error::Gone;
 use crate::journal::Writer;
+use crate::mark::Keeper;
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Ending, OUTBOX_CAP, Out, Outbox};
 use crate::store::StoreError;
@@ -210,6 +211,7 @@ impl Hub {
     pub async fn run(
         mut self,
         db: SqliteConnection,
+        mark: Keeper,
         journaling: Journaling,
     ) -> Result<(), StoreError> {
         let (to_writer, batches) = mpsc::channel::<Batch>(1);
@@ -217,6 +219,7 @@ impl Hub {
         let mut writer = tokio::spawn(
             Writer {
                 db,
+                mark,
                 history_retention: journaling.history_retention,
                 batches,
                 slow: slow_tx,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::batch::{Batch, Delivery};
 use crate::clock;
+use crate::mark::Keeper;
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Out};
 use crate::store::{self, StoreError};
@@ -26,6 +27,8 @@ use crate::store::{self, StoreError};
 /// The writer's state.
 pub(crate) struct Writer {
     pub db: SqliteConnection,
+    /// The journal's high-water mark, `summoner.state`.
+    pub mark: Keeper,
     /// How long the history keeps an event; older ones are pruned after each checkpoint.
     pub history_retention: std::time::Duration,
     pub batches: mpsc::Receiver<Batch>,
@@ -55,10 +58,21 @@ impl Writer {
                 self.checkpoint(&checkpoint).await;
             }
         }
-        // Closing the only writer checkpoints the WAL into the database file, so a stopped
-        // server leaves a tidy file behind.
+        // Copy the WAL into the database file, so that a stopped server leaves a whole
+        // database behind. Closing the writer does not: the HTTP API's read-only connections
+        // are still open then, and SQLite leaves the checkpoint to the last connection to
+        // close, which, being read-only, cannot. With the loop stopped, no reader holds a
+        // snapshot for longer than one page of the history takes to read.
+        if let Err(err) = clock::hold(store::checkpoint_wal(&mut self.db)).await {
+            tracing::warn!("copying the WAL into the database: {err}");
+        }
         if let Err(err) = clock::hold(self.db.close()).await {
             tracing::warn!("closing the journal: {err}");
+        }
+        // Every event is durable: the mark can say exactly how far the journal reaches, so
+        // that any loss before the next start is seen, and reserve nothing beyond it.
+        if let Err(err) = clock::hold(self.mark.stopped()).await {
+            tracing::warn!("{}", crate::error::chain(&err));
         }
         Ok(())
     }
@@ -67,9 +81,14 @@ impl Writer {
         if events.is_empty() {
             return Ok(());
         }
+        let last = events[events.len() - 1].seq;
+        // Before the commit: no event may be durable (and so announced) with a sequence
+        // number that the mark does not reserve. One write in a million numbers.
+        clock::hold(self.mark.reserve(last)).await?;
         let started = Instant::now();
         clock::hold(store::append_events(&mut self.db, events)).await?;
         let took = started.elapsed();
+        self.mark.committed(last);
         self.metrics
             .lock()
             .expect("metrics are never poisoned")
@@ -84,6 +103,11 @@ impl Writer {
         if let Err(err) = clock::hold(store::write_checkpoint(&mut self.db, checkpoint)).await {
             tracing::warn!("storing a checkpoint: {}", crate::error::chain(&err));
             return;
+        }
+        // The lazy mark is brought up to date here too, so that however long the server runs
+        // with little traffic, what is lost is noticed.
+        if let Err(err) = clock::hold(self.mark.write_now()).await {
+            tracing::warn!("{}", crate::error::chain(&err));
         }
         let before = SystemTime::now()
             .checked_sub(self.history_retention)

@@ -21,6 +21,8 @@
 //!   generated from the handlers and the bodies' types;
 //! - `error.rs`, [`ServerError`], and the HTTP API's error answers;
 //! - [`store`], the journal and its migrations, as plain async functions over a connection;
+//! - `mark.rs`, the journal's identity and high-water mark (`summoner.state`), which tells a
+//!   starting server that its journal was damaged or went back in time;
 //! - `restore.rs` and `inventory.rs`, rebuilding the engine from the journal at start;
 //! - [`config`], `summoner.toml`.
 //!
@@ -49,6 +51,7 @@ mod guard;
 mod hub;
 mod inventory;
 mod journal;
+mod mark;
 mod metrics;
 mod openapi;
 mod origin;
@@ -63,6 +66,7 @@ mod ws;
 
 pub use config::{ConfigError, HttpConfig, Role, ServerConfig, SyncMode, TokenConfig};
 pub use error::ServerError;
-pub use server::serve;
+pub use mark::{JournalDamage, MARK_FILE};
+pub use server::{Server, serve};
 pub use store::StoreError;
 pub use ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESUMED, CLOSE_TOO_BIG};

@@ -16,14 +16,19 @@ use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::inventory::Inventory;
+use crate::mark::Keeper;
 use crate::session_id::new_lease_key;
 use crate::store;
 
 /// The engine as the journal in `db` left it, and how many events it read after the newest
-/// checkpoint (which the next checkpoint will cover).
+/// checkpoint (which the next checkpoint will cover). Its sequence numbers continue at `floor`
+/// or above (see `mark.rs`: above every number a previous run may have issued); `mark`
+/// reserves the events restoring adds to the journal.
 pub(crate) async fn restore(
     db: &mut SqliteConnection,
     config: &ServerConfig,
+    floor: u64,
+    mark: &mut Keeper,
 ) -> Result<(Broker, u64), ServerError> {
     let store_error = |source| ServerError::Store {
         dir: config.data_dir.clone(),
@@ -51,14 +56,21 @@ pub(crate) async fn restore(
     let held = leases.held();
     let held_count = held.len();
     let now = tokio::time::Instant::now().into_std();
-    let (mut broker, out) = Broker::restore(broker_config, held, leases.next_seq(), now)
+    let (mut broker, out) = Broker::restore(broker_config, held, leases.next_seq().max(floor), now)
         .map_err(ServerError::Inventory)?;
     // A new key at every start: ids granted before are read from the journal, not
-    // recomputed, and sequence numbers never repeat, so no id is ever handed out twice.
+    // recomputed, and sequence numbers never repeat (they continue above the state file's
+    // reservation), so no id is ever handed out twice.
     broker.set_lease_key(new_lease_key());
-    clock::hold(store::append_events(db, &out.events))
-        .await
-        .map_err(store_error)?;
+    if let Some(last) = out.events.last() {
+        clock::hold(mark.reserve(last.seq))
+            .await
+            .map_err(store_error)?;
+        clock::hold(store::append_events(db, &out.events))
+            .await
+            .map_err(store_error)?;
+        mark.committed(last.seq);
+    }
     if count > 0 || checkpoint_seq > 0 {
         // Each lease that is not put back is ended by one event: `revoked` when it no longer
         // fits, `released` when its session could not resume.

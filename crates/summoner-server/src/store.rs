@@ -70,6 +70,15 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The journal's high-water mark (`summoner.state`) could not be written.
+    #[error("cannot write the journal's mark {path}")]
+    Mark {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored event is not valid JSON of an [`Event`].
     #[error("event {seq} in the journal cannot be read")]
     BadEvent {
@@ -143,6 +152,14 @@ fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
 /// Closes a connection, checkpointing the WAL into the database file when it is the last one.
 pub async fn close(conn: SqliteConnection) -> Result<(), StoreError> {
     Ok(conn.close().await?)
+}
+
+/// Copies what the WAL holds into the database file and empties the WAL (SQLite's
+/// `wal_checkpoint(TRUNCATE)`, which waits, up to the busy timeout, for readers still reading
+/// an older snapshot).
+pub async fn checkpoint_wal(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+    Ok(())
 }
 
 /// A small pool of read-only connections for the HTTP API. In WAL mode readers never block
@@ -502,6 +519,64 @@ pub async fn last_seq(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
         .fetch_one(&mut *conn)
         .await?;
     Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+/// The newest sequence number the journal knows of: its newest event's or checkpoint's (the
+/// events up to a checkpoint may have been pruned), 0 if it has neither.
+pub async fn highest_seq(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0), \
+                    coalesce((SELECT max(seq) FROM checkpoints), 0))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+/// The journal's id, if it was given one (see `mark.rs`).
+pub async fn journal_id(conn: &mut SqliteConnection) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT id FROM journal")
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Gives the journal the id `id` unless it has one already (another server starting at the
+/// same moment may have given it first), and returns the id it has.
+pub async fn set_journal_id(conn: &mut SqliteConnection, id: &str) -> Result<String, StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO journal (only, id) VALUES (0, ?1)")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT id FROM journal")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// SQLite's `PRAGMA quick_check`: `None` if the database file is sound, else the first lines
+/// of what is wrong. It reads every page (about a second per GB), so it catches a truncated or
+/// overwritten file at start rather than at the first read of a damaged page.
+pub async fn quick_check(conn: &mut SqliteConnection) -> Result<Option<String>, StoreError> {
+    const LINES: usize = 5;
+    let rows: Vec<String> = match sqlx::query_scalar(&format!("PRAGMA quick_check({LINES})"))
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(rows) => rows,
+        // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26): the check could not even run.
+        Err(sqlx::Error::Database(err)) if is_corrupt(&*err) => return Ok(Some(err.to_string())),
+        Err(err) => return Err(err.into()),
+    };
+    if rows.len() == 1 && rows[0] == "ok" {
+        return Ok(None);
+    }
+    Ok(Some(rows.join("; ")))
+}
+
+/// Whether SQLite said the file is damaged or not a database.
+fn is_corrupt(err: &dyn sqlx::error::DatabaseError) -> bool {
+    err.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 11 | 26))
 }
 
 /// Opens an in-memory journal with the migrations applied, for tests and tools.

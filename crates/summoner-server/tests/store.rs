@@ -24,7 +24,7 @@ fn granted(seq: u64, id: RequestId) -> Event {
 async fn a_batch_is_stored_and_read_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = store::open(dir.path(), SyncMode::Full).await.unwrap();
-    assert_eq!(store::migrate(&mut conn).await.unwrap(), 2);
+    assert_eq!(store::migrate(&mut conn).await.unwrap(), 3);
     // Request ids are echoed exactly as sent, so the journal must keep `7.0` as `7.0`.
     let ids: [RequestId; 4] = [
         serde_json::from_str("7.0").unwrap(),
@@ -87,7 +87,7 @@ async fn concurrent_migrations_do_not_race() {
         );
         let mut applied = [a.unwrap().unwrap(), b.unwrap().unwrap()];
         applied.sort_unstable();
-        assert_eq!(applied, [0, 2]);
+        assert_eq!(applied, [0, 3]);
     }
 }
 
@@ -95,7 +95,7 @@ async fn concurrent_migrations_do_not_race() {
 async fn migrations_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = store::open(dir.path(), SyncMode::Normal).await.unwrap();
-    assert_eq!(store::migrate(&mut conn).await.unwrap(), 2);
+    assert_eq!(store::migrate(&mut conn).await.unwrap(), 3);
     assert_eq!(store::migrate(&mut conn).await.unwrap(), 0);
 
     // A database from a newer summoner is refused rather than misread.

@@ -225,6 +225,13 @@ pub struct ServeArgs {
     /// Where the journal lives, overriding the file's `data_dir`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Start even though the journal was found damaged or gone back in time (a missing,
+    /// emptied, rolled-back or replaced summoner.db), which `serve` otherwise refuses: keep
+    /// what is left, and issue every sequence number and lease id above those issued before.
+    /// For this start only.
+    #[arg(long)]
+    pub accept_journal_loss: bool,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    config.accept_journal_loss = args.accept_journal_loss;
     // Again, after the overrides: `--listen 0.0.0.0:7878` needs a token as much as the file's
     // `listen` does.
     config.check().context("invalid configuration")?;
@@ -45,14 +46,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
+        let data_dir = config.data_dir.clone();
+        // Journal checks and restore happen here; their refusals are not preceded by a
+        // "serving" line that would be a lie.
+        let server = summoner_server::Server::start(listener, config)
+            .await
+            .context("cannot start the server")?;
+        let addr = server.local_addr();
+        let shutdown = shutdown_signal();
         say(&format!(
             "serving on http://{addr} (leases at ws://{addr}/v1/lease), data in {}",
-            config.data_dir.display()
+            data_dir.display()
         ));
-        summoner_server::serve(listener, config, shutdown_signal())
-            .await
-            .context("the server stopped")?;
+        server.run(shutdown).await.context("the server stopped")?;
         say("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
@@ -71,20 +77,25 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<ServerConfig> {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+/// Completes on SIGINT or SIGTERM. The handlers are installed at the call, not when the
+/// future is first polled: a signal sent as soon as "serving" is printed must stop the server
+/// gracefully rather than find the default action (exit at once) still in place.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let signals = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        say("cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = signals else {
+            say("cannot install signal handlers; stop the server with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        say("stopping; held leases are kept for their holders to resume");
     }
-    say("stopping; held leases are kept for their holders to resume");
 }
 
 /// A status line on stderr. A server outlives the terminal it was started from, so a closed
