@@ -14,6 +14,10 @@ use summoner_protocol::{ErrorCode, LeaseId, RequestId, SessionId, Want};
 
 use crate::config::{PoolConfig, ResourceConfig};
 
+/// Why a lease ended or a request left the queue: the API's own types, so the audit history
+/// reads the same in the journal, the engine and the HTTP API.
+pub use summoner_protocol::api::{CancelCause, ReleaseCause, RevokeCause};
+
 /// One numbered change of state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -33,50 +37,8 @@ pub struct ResourceRef {
     pub name: String,
 }
 
-/// Why a lease ended at the holder's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReleaseCause {
-    /// The holder sent `release`.
-    Client,
-    /// The holder's connection closed: cleanly, with its client gone (its socket closed
-    /// without a close frame), or in any way for a session that is not resumable.
-    Disconnect,
-    /// The holder's connection dropped and it did not resume within the grace period.
-    GraceExpired,
-    /// The server restarted while the holder was connected, and the holder's session was not
-    /// resumable, so nobody can come back for the lease.
-    Restart,
-}
-
 fn yes() -> bool {
     true
-}
-
-/// Why a lease was taken away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevokeCause {
-    /// An admin force-released it.
-    Admin,
-    /// It was held longer than its pool's `max_hold`.
-    MaxHold,
-    /// One of its resources was removed.
-    ResourceRemoved,
-    /// One of its pools was removed.
-    PoolRemoved,
-    /// It could not be restored after a restart (its resource is gone or full).
-    NotRestorable,
-}
-
-/// Why a waiting request left the queue without a grant (other than a timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelCause {
-    /// The client sent `cancel`.
-    Client,
-    /// The client's connection closed or dropped.
-    Disconnect,
 }
 
 /// What happened.

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use summoner_broker::{
-    CancelCause, EventKind, LeaseView, PoolConfig, PoolView, RangeConfig, ReleaseCause,
-    ResourceConfig, ResourceRef, ResourceView, RevokeCause, WaiterView,
+    EventKind, LeaseView, PoolConfig, PoolView, RangeConfig, ResourceConfig, ResourceRef,
+    ResourceView, WaiterView,
 };
 use summoner_protocol::api;
 use summoner_protocol::{RequestId, SessionId, ShortSessionId};
@@ -183,10 +183,7 @@ fn event_kind(kind: EventKind) -> api::EventKind {
         EventKind::RequestCancelled { session, id, cause } => Api::RequestCancelled {
             session: short(&session),
             id,
-            cause: match cause {
-                CancelCause::Client => api::CancelCause::Client,
-                CancelCause::Disconnect => api::CancelCause::Disconnect,
-            },
+            cause,
         },
         EventKind::RequestFailed {
             session,
@@ -222,12 +219,7 @@ fn event_kind(kind: EventKind) -> api::EventKind {
         } => Api::Released {
             lease,
             session: short(&session),
-            cause: match cause {
-                ReleaseCause::Client => api::ReleaseCause::Client,
-                ReleaseCause::Disconnect => api::ReleaseCause::Disconnect,
-                ReleaseCause::GraceExpired => api::ReleaseCause::GraceExpired,
-                ReleaseCause::Restart => api::ReleaseCause::Restart,
-            },
+            cause,
             held_ms,
         },
         EventKind::Revoked {
@@ -239,13 +231,7 @@ fn event_kind(kind: EventKind) -> api::EventKind {
         } => Api::Revoked {
             lease,
             session: short(&session),
-            cause: match cause {
-                RevokeCause::Admin => api::RevokeCause::Admin,
-                RevokeCause::MaxHold => api::RevokeCause::MaxHold,
-                RevokeCause::ResourceRemoved => api::RevokeCause::ResourceRemoved,
-                RevokeCause::PoolRemoved => api::RevokeCause::PoolRemoved,
-                RevokeCause::NotRestorable => api::RevokeCause::NotRestorable,
-            },
+            cause,
             reason,
             held_ms,
         },
