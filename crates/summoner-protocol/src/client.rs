@@ -359,6 +359,15 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// The first key that appears twice in one object of the JSON `text`, at any depth; `None`
+/// when every key is unique or the text is not JSON (its parse then says what is wrong).
+///
+/// For JSON read elsewhere than in frames (the admin API's bodies), which must refuse
+/// `{"labels":{"k":"1","k":"2"}}` as frames do rather than keep the last value.
+pub fn repeated_key(text: &str) -> Option<String> {
+    strict::parse(text).ok().and_then(|(_, repeated)| repeated)
+}
+
 /// JSON text to a [`Value`], noticing keys that appear twice in an object.
 ///
 /// `serde_json` keeps the last of two equal keys without a word, so `"id":1,"id":2` would be

@@ -27,7 +27,7 @@ mod prop;
 mod server;
 mod text;
 
-pub use client::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want};
+pub use client::{Acquire, Cancel, ClientMessage, Ping, Release, Resume, Want, repeated_key};
 pub use code::ErrorCode;
 pub use error::ProtocolError;
 pub use id::{LeaseId, RequestId, SessionId, ShortSessionId};

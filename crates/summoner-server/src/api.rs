@@ -173,6 +173,17 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde_json keeps the last of two equal keys without a word; the protocol refuses them,
+    // and so does the API (admin bodies are small, so the second pass costs nothing).
+    if let Some(key) = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(summoner_protocol::repeated_key)
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid body: key `{}` appears twice in one object; every key may appear only once",
+            summoner_protocol::shorten(&key)
+        )));
+    }
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 

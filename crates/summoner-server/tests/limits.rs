@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Client, Server, config, expect, http, pool, token};
+use common::{Client, Server, config, expect, http, http_text, pool, token};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use summoner_broker::{PoolConfig, ResourceConfig};
@@ -443,4 +443,42 @@ fn the_limits_table_reads_from_toml_with_its_defaults_documented() {
     let example = std::fs::read_to_string(root.join("examples/summoner.toml")).unwrap();
     let example: ServerConfig = toml::from_str(&example).unwrap();
     assert_eq!(example.limits, Limits::default());
+}
+
+/// The admin API refuses a key written twice, as the protocol does, instead of keeping the
+/// last value (a label given twice would otherwise be decided by order).
+#[tokio::test]
+async fn the_admin_api_refuses_a_key_written_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), vec![pool("boards", 1)])).await;
+    let (status, text) = http_text(
+        server.addr,
+        "POST",
+        "/v1/pools/boards/resources",
+        None,
+        Some(r#"{"name":"r9","labels":{"arch":"arm64","arch":"x86"}}"#.to_owned()),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["code"], "bad_request", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`arch` appears twice"),
+        "{body}"
+    );
+    let (status, _) = server.get("/v1/pools/boards", None).await;
+    assert_eq!(status, 200);
+    let (_, pool) = server.get("/v1/pools/boards", None).await;
+    assert!(
+        pool["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "r9"),
+        "{pool}"
+    );
+    server.stop().await.unwrap();
 }

@@ -256,9 +256,21 @@ async fn http_raw(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, String) {
+    http_text(addr, method, path, token, body.map(|b| b.to_string())).await
+}
+
+/// A request whose JSON body is given as text, for bodies a `Value` cannot hold (a key
+/// written twice): the status and the answer's text.
+pub async fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (u16, String) {
     let work = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let body = body.unwrap_or_default();
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
