@@ -346,8 +346,12 @@ fn default_pools() -> Vec<PoolConfig> {
 /// Twice the 10,000 idle sessions the benchmarks hold (about 10 KiB each), so that a busy
 /// lab never meets it while a flood of sockets still cannot take every file handle.
 fn default_max_connections() -> usize {
-    20_000
+    DEFAULT_MAX_CONNECTIONS
 }
+
+/// `http.max_connections` when the file leaves it out: as many as the open-files limit
+/// allows, up to this.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
 fn default_request_read_timeout() -> Duration {
     Duration::from_secs(10)

@@ -50,6 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, Sleep};
 
+use crate::config::DEFAULT_MAX_CONNECTIONS;
 use crate::error::ApiError;
 use crate::metrics::ConnectionStats;
 
@@ -79,6 +80,14 @@ impl Limits {
         let open_files = open_files_limit();
         let max = fit(max_connections, open_files);
         match open_files {
+            // The default asks for "as many as the machine allows, up to 20,000"; only a
+            // bound someone wrote in the config is worth a warning when it cannot be met.
+            Some(files) if max < max_connections && max_connections == DEFAULT_MAX_CONNECTIONS => {
+                tracing::info!(
+                    "at most {max} connections (the open-files limit is {files}; raise it with \
+                     ulimit -n to allow up to http.max_connections = {max_connections})"
+                )
+            }
             Some(files) if max < max_connections => tracing::warn!(
                 "at most {max} connections (not http.max_connections = {max_connections}): the \
                  open-files limit is {files}; raise it (ulimit -n) to allow more"
