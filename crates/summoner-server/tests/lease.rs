@@ -5,8 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Ended, FrozenClock, Server, config, expect, pool, token};
-use serde_json::{Value, json};
+use common::{
+    Client, Ended, FrozenClock, Server, config, connected, event_kinds, expect, pool, token,
+    wait_until_disconnected,
+};
+use serde_json::json;
 use summoner_protocol::MAX_FRAME_BYTES;
 use summoner_server::{CLOSE_TOO_BIG, ServerConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -226,43 +229,6 @@ async fn open_servers_only_on_loopback() {
 
 /// The ping interval of the liveness tests. Any value works: they move the clock themselves.
 const INTERVAL: Duration = Duration::from_secs(10);
-
-/// Whether the lease is still held by a connected session, from `GET /v1/leases`.
-async fn connected(server: &Server, lease: &Value) -> Option<bool> {
-    let (_, leases) = server.get("/v1/leases", None).await;
-    leases["leases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["lease"] == *lease)
-        .map(|l| l["connected"].as_bool().unwrap())
-}
-
-/// Waits until the server has taken the lease's connection for gone. (The HTTP API reads the
-/// same loop that handles disconnections, so each answer is the loop's state at that point.)
-async fn wait_until_disconnected(server: &Server, lease: &Value) {
-    while connected(server, lease).await != Some(false) {}
-}
-
-/// The events of the journal as `type`, `type(clean=...)` or `type(cause)`.
-async fn event_kinds(server: &Server) -> Vec<String> {
-    let (_, events) = server.get("/v1/events?limit=1000", None).await;
-    events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let mut k = e["type"].as_str().unwrap().to_owned();
-            if let Some(clean) = e.get("clean") {
-                k.push_str(&format!("(clean={clean})"));
-            }
-            if let Some(cause) = e.get("cause") {
-                k.push_str(&format!("({})", cause.as_str().unwrap()));
-            }
-            k
-        })
-        .collect()
-}
 
 /// A peer that never reads never answers pings; two intervals later it is dropped, as an
 /// unclean disconnect: the lease of a resumable session waits for the resume grace, then goes

@@ -20,7 +20,10 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use common::{DEADLINE, FrozenClock, Server, config, expect, pool, python, resumable};
+use common::{
+    DEADLINE, FrozenClock, Server, config, connected, event_kinds, expect, pool, python, resumable,
+    wait_until_disconnected,
+};
 use serde_json::{Value, json};
 use summoner_server::ServerConfig;
 use summoner_server::config::DroppedConnection;
@@ -126,26 +129,6 @@ impl Drop for Holder {
     }
 }
 
-/// The events of the journal as `type`, `type(clean=...)` or `type(cause)`.
-async fn event_kinds(server: &Server) -> Vec<String> {
-    let (_, events) = server.get("/v1/events?limit=1000", None).await;
-    events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let mut k = e["type"].as_str().unwrap().to_owned();
-            if let Some(clean) = e.get("clean") {
-                k.push_str(&format!("(clean={clean})"));
-            }
-            if let Some(cause) = e.get("cause") {
-                k.push_str(&format!("({})", cause.as_str().unwrap()));
-            }
-            k
-        })
-        .collect()
-}
-
 /// The `released` events, by cause.
 async fn releases(server: &Server) -> Vec<String> {
     event_kinds(server)
@@ -153,23 +136,6 @@ async fn releases(server: &Server) -> Vec<String> {
         .into_iter()
         .filter(|k| k.starts_with("released"))
         .collect()
-}
-
-/// Whether the lease is still held by a connected session, from `GET /v1/leases`.
-async fn connected(server: &Server, lease: &Value) -> Option<bool> {
-    let (_, leases) = server.get("/v1/leases", None).await;
-    leases["leases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["lease"] == *lease)
-        .map(|l| l["connected"].as_bool().unwrap())
-}
-
-/// Waits until the server has taken the lease's connection for gone. (The HTTP API reads the
-/// same loop that handles disconnections, so each answer is the loop's state at that point.)
-async fn wait_until_disconnected(server: &Server, lease: &Value) {
-    while connected(server, lease).await != Some(false) {}
 }
 
 /// Asserts that `session` cannot be resumed any more.

@@ -455,3 +455,42 @@ pub fn expect(msg: Value, ty: &str) -> Value {
     assert_eq!(msg["type"], ty, "{msg}");
     msg
 }
+
+// What the liveness tests read back from the API.
+
+/// Whether the lease is still held by a connected session, from `GET /v1/leases`.
+pub async fn connected(server: &Server, lease: &Value) -> Option<bool> {
+    let (_, leases) = server.get("/v1/leases", None).await;
+    leases["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lease"] == *lease)
+        .map(|l| l["connected"].as_bool().unwrap())
+}
+
+/// Waits until the server has taken the lease's connection for gone. (The HTTP API reads the
+/// same loop that handles disconnections, so each answer is the loop's state at that point.)
+pub async fn wait_until_disconnected(server: &Server, lease: &Value) {
+    while connected(server, lease).await != Some(false) {}
+}
+
+/// The events of the journal as `type`, `type(clean=...)` or `type(cause)`.
+pub async fn event_kinds(server: &Server) -> Vec<String> {
+    let (_, events) = server.get("/v1/events?limit=1000", None).await;
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut k = e["type"].as_str().unwrap().to_owned();
+            if let Some(clean) = e.get("clean") {
+                k.push_str(&format!("(clean={clean})"));
+            }
+            if let Some(cause) = e.get("cause") {
+                k.push_str(&format!("({})", cause.as_str().unwrap()));
+            }
+            k
+        })
+        .collect()
+}
