@@ -14,6 +14,10 @@ use crate::lease::Lease;
 use crate::request::Request;
 use crate::url::ServerUrl;
 
+/// Where a summoner server is when nothing says otherwise: the address `summoner serve`
+/// listens on by default.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+
 /// How long a connection attempt (TCP, WebSocket upgrade and `welcome`) may take.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client keeps trying to reconnect and resume after the connection drops: the

@@ -23,7 +23,9 @@ mod lease;
 mod request;
 mod url;
 
-pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_FOR};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_FOR, DEFAULT_SERVER,
+};
 pub use env::{env_key, lease_env};
 pub use error::{Error, Result};
 pub use lease::{Lease, LeaseGuard, Resource};

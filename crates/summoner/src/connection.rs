@@ -5,9 +5,7 @@ use summoner_ci::job::{Broker, JobError};
 
 use crate::cli::ServerArgs;
 
-/// Where `--server` points when neither the flag nor `SUMMONER_SERVER` is set: the address
-/// `summoner serve` listens on by default.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+use summoner_client::DEFAULT_SERVER;
 
 /// What to try when the server cannot be reached.
 const CONNECT_HINT: &str =

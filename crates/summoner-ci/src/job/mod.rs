@@ -180,7 +180,7 @@ impl Job {
             env: Vec::new(),
             services: Vec::new(),
             lease: LeaseRequest::default(),
-            broker: Broker::new("http://127.0.0.1:7878"),
+            broker: Broker::new(summoner_client::DEFAULT_SERVER),
             base: JobEnv::inherit(),
             work,
         }
