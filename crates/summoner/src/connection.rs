@@ -2,10 +2,9 @@
 //! variables, and what to say when the server cannot be reached.
 
 use summoner_ci::job::{Broker, JobError};
+use summoner_client::DEFAULT_SERVER;
 
 use crate::cli::ServerArgs;
-
-use summoner_client::DEFAULT_SERVER;
 
 /// What to try when the server cannot be reached.
 const CONNECT_HINT: &str =
