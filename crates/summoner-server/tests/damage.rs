@@ -250,12 +250,11 @@ async fn a_whole_crash_image_starts_without_the_flag() {
     server.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_deleted_wal_is_refused() {
-    let (_dir, image, issued) = a_crash_image(false).await;
-    let journal = journal_id(image.path());
-
-    let (damage, message) = refused(cfg(image.path())).await;
+/// A journal that went back in time (its newest events lost) is refused, with a message
+/// pinned by the snapshot `name`; with the flag it starts and reuses nothing.
+async fn refused_as_behind(name: &str, image: &Path, issued: &Issued) {
+    let journal = journal_id(image);
+    let (damage, message) = refused(cfg(image)).await;
     let JournalDamage::Behind {
         highest, committed, ..
     } = damage
@@ -263,23 +262,30 @@ async fn a_deleted_wal_is_refused() {
         panic!("{damage:?}");
     };
     assert!(highest < committed && committed <= issued.max());
-    insta::assert_snapshot!(redact(
-        &message,
-        image.path(),
-        &[
-            (&journal, "[JOURNAL]"),
-            (&format!(" {highest},"), " [HIGHEST],"),
-            (&format!(" {committed} "), " [COMMITTED] "),
-        ]
-    ));
+    insta::assert_snapshot!(
+        name,
+        redact(
+            &message,
+            image,
+            &[
+                (&journal, "[JOURNAL]"),
+                (&format!(" {highest},"), " [HIGHEST],"),
+                (&format!(" {committed} "), " [COMMITTED] "),
+            ]
+        )
+    );
+    accepted_and_nothing_is_reused(image, issued).await;
+}
 
-    accepted_and_nothing_is_reused(image.path(), &issued).await;
+#[tokio::test]
+async fn a_deleted_wal_is_refused() {
+    let (_dir, image, issued) = a_crash_image(false).await;
+    refused_as_behind("a_deleted_wal_is_refused", image.path(), &issued).await;
 }
 
 #[tokio::test]
 async fn a_truncated_wal_is_refused() {
     let (_dir, image, issued) = a_crash_image(true).await;
-    let journal = journal_id(image.path());
     // Cut the log after its first frame (a 32-byte header, then frames of a 24-byte header
     // and a page each), as a disk that lost the end of the file would.
     let wal = image.path().join(WAL);
@@ -290,26 +296,7 @@ async fn a_truncated_wal_is_refused() {
         "the log has several frames"
     );
     std::fs::write(&wal, &bytes[..32 + 24 + page]).unwrap();
-
-    let (damage, message) = refused(cfg(image.path())).await;
-    let JournalDamage::Behind {
-        highest, committed, ..
-    } = damage
-    else {
-        panic!("{damage:?}");
-    };
-    assert!(highest < committed && committed <= issued.max());
-    insta::assert_snapshot!(redact(
-        &message,
-        image.path(),
-        &[
-            (&journal, "[JOURNAL]"),
-            (&format!(" {highest},"), " [HIGHEST],"),
-            (&format!(" {committed} "), " [COMMITTED] "),
-        ]
-    ));
-
-    accepted_and_nothing_is_reused(image.path(), &issued).await;
+    refused_as_behind("a_truncated_wal_is_refused", image.path(), &issued).await;
 }
 
 #[tokio::test]
