@@ -722,3 +722,44 @@ async fn an_unreachable_broker_is_named_once() {
     );
     assert_eq!(report.matches("cannot connect").count(), 1, "{report}");
 }
+
+/// A service that dies while a step runs is reported, and the step goes on to its own end:
+/// it is not stopped as a signal or a lost lease would stop it.
+#[tokio::test]
+async fn a_service_that_dies_during_a_step_does_not_stop_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for fifo in ["gate", "ack"] {
+        let status = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(fifo))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    // The step kills the service through its gate, then waits until the test has seen the
+    // death reported before it finishes.
+    let job = steps_job(
+        r#"
+services:
+  flaky:
+    run: echo ready; read line < gate; exit 4
+    ready: { output: ready }
+steps:
+  - name: go on
+    run: echo die > gate; read line < ack; echo finished
+"#,
+        dir.path(),
+    );
+    let (recorder, mut changed) = Recorder::new();
+    let (_tx, signals) = no_signals();
+    let run = tokio::spawn(job.run(recorder.clone(), signals));
+    recorder
+        .wait_for(&mut changed, |e| {
+            matches!(e, JobEvent::Warning { message } if message.contains("exited while step \"go on\""))
+        })
+        .await;
+    std::fs::write(dir.path().join("ack"), "go\n").unwrap();
+    let outcome = within("the job", run).await.unwrap();
+    assert_eq!(outcome.exit_code(), 0, "{outcome:?}");
+    assert_eq!(step_ends(&recorder), [(0, StepStatus::Succeeded)]);
+    assert_eq!(lines_of(&recorder, 0, Stream::Stdout), ["finished"]);
+}

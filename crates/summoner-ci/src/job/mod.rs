@@ -53,7 +53,6 @@ use crate::launch::{self, JobEnv};
 use crate::spec::{ClosureError, ServiceSpec, Spec, Step, Template};
 use command::Foreground;
 use services::{Died, ServiceWatch};
-use step::StopReason;
 
 /// How to reach the broker that leases the job's resources.
 #[derive(Debug, Clone)]
@@ -624,8 +623,7 @@ impl Run {
                     // The step runs while this loop keeps listening: a signal or a lost lease
                     // stops it; a dead service is reported and the step goes on.
                     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-                    let stop =
-                        async move { stop_rx.await.unwrap_or(StopReason::Signal(Signal::SIGTERM)) };
+                    let stop = async move { stop_rx.await.unwrap_or(Signal::SIGTERM) };
                     let run = step::run(index, &prepared, &observer, stop);
                     tokio::pin!(run);
                     let mut stop_tx = Some(stop_tx);
@@ -633,9 +631,9 @@ impl Run {
                         tokio::select! {
                             status = &mut run => break status,
                             wake = self.wake(died) => {
-                                let reason = match wake {
-                                    Wake::Signal(signal) => Some(StopReason::Signal(signal)),
-                                    Wake::LeaseEnded(_) => Some(StopReason::Signal(Signal::SIGTERM)),
+                                let signal = match wake {
+                                    Wake::Signal(signal) => Some(signal),
+                                    Wake::LeaseEnded(_) => Some(Signal::SIGTERM),
                                     Wake::Died(d) => {
                                         self.observer.event(JobEvent::Warning {
                                             message: format!(
@@ -646,8 +644,12 @@ impl Run {
                                         None
                                     }
                                 };
-                                if let (Some(reason), Some(tx)) = (reason, stop_tx.take()) {
-                                    let _ = tx.send(reason);
+                                // Taken only for a stop: a dropped sender would stop the
+                                // step too (the receiver's error means SIGTERM).
+                                if let Some(signal) = signal
+                                    && let Some(tx) = stop_tx.take()
+                                {
+                                    let _ = tx.send(signal);
                                 }
                             }
                         }

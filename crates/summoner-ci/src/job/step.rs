@@ -62,13 +62,6 @@ pub(crate) fn prepare(step: &Step, job: &JobEnv, root: &Path) -> Result<Prepared
     })
 }
 
-/// Why a running step is being stopped early.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum StopReason {
-    /// A signal for the job: passed on to the step's group.
-    Signal(Signal),
-}
-
 /// Runs one prepared step to its end, reporting its output. `stop` resolves when the job
 /// wants the step stopped (a signal, a cancel, a lost lease); the step's group then gets
 /// that signal and, after [`STOP_GRACE`], SIGKILL.
@@ -76,7 +69,7 @@ pub(crate) async fn run(
     index: usize,
     step: &Prepared,
     observer: &Arc<dyn JobObserver>,
-    stop: impl std::future::Future<Output = StopReason>,
+    stop: impl std::future::Future<Output = Signal>,
 ) -> StepStatus {
     let mut command = tokio::process::Command::new(&step.argv[0]);
     command
@@ -119,8 +112,7 @@ pub(crate) async fn run(
     tokio::pin!(stop, timed_out);
     let (status, early) = tokio::select! {
         status = child.wait() => (status, None),
-        reason = &mut stop => {
-            let StopReason::Signal(signal) = reason;
+        signal = &mut stop => {
             group.signal(signal);
             (end_within_grace(&mut child, &group).await, Some(StepStatus::Interrupted(signal)))
         }
